@@ -26,6 +26,6 @@ chroot "$work/rootfs" systemctl mask getty@tty1.service console-getty.service \
   sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount >/dev/null 2>&1 || true
 rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
 tar -C "$work/rootfs" -c . | docker import \
-  -c 'CMD ["/lib/systemd/systemd"]' -c 'ENV container=docker' -c 'STOPSIGNAL SIGRTMIN+3' \
+  -c 'CMD ["/lib/systemd/systemd"]' -c 'ENV container=docker' \
   - "$tag" >/dev/null
 note "built test host $tag"
