@@ -1,4 +1,4 @@
-"""Shared pytest plumbing: the real toolchain, real module runs through ansible, cached Swift builds.
+"""Shared test plumbing: the real toolchain, real module runs through ansible, cached Swift builds.
 
 Nothing here is mocked. A missing tool is a test failure with a sentence saying how to provide it,
 never a skip.
