@@ -28,7 +28,7 @@ LINK_MODE_FLAGS = {
 @functools.cache
 def swift_bin_dir() -> Path:
     """The toolchain's usr/bin, found the same way the Makefile finds it."""
-    found = subprocess.run([str(REPO / "scripts" / "find-swift.sh")], capture_output=True, text=True)
+    found = subprocess.run([str(REPO / "scripts" / "find-swift.sh")], capture_output=True, text=True, check=False)
     if found.returncode != 0:
         pytest.fail(found.stderr.strip() or "Swift toolchain not found", pytrace=False)
     return Path(found.stdout.strip())
@@ -62,7 +62,7 @@ def run_module(name: str, args: dict, *, check_mode: bool = False, diff: bool = 
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
     try:
         report = json.loads(proc.stdout)
     except json.JSONDecodeError:
@@ -83,7 +83,7 @@ def _swift_build_fixture(fixture: str, mode: str) -> Path:
     scratch = BUILD_CACHE / "swiftpm" / fixture / mode
     base = [str(swift_bin_dir() / "swift"), "build", "-c", "release",
             "--package-path", str(FIXTURES / fixture), "--scratch-path", str(scratch)]
-    proc = subprocess.run(base + LINK_MODE_FLAGS[mode], capture_output=True, text=True, env=tool_env())
+    proc = subprocess.run(base + LINK_MODE_FLAGS[mode], capture_output=True, text=True, env=tool_env(), check=False)
     if proc.returncode != 0:
         errors = [line for line in proc.stdout.splitlines() + proc.stderr.splitlines() if "error:" in line]
         raise AssertionError(f"swift build of {fixture} ({mode}) failed:\n" + "\n".join(errors[:20]))

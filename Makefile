@@ -1,0 +1,91 @@
+# swiftlinux.deploy: two commands for users (make demo, make test) and a few for day-to-day work.
+# Every target installs what it needs on first use: Debian packages, a loopback-only Docker engine,
+# the pinned Python venv, and the locally built test-host images.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+SUITES    := trixie bookworm bullseye
+SCENARIOS := $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml))))
+COLLECTION_LINK := .build/collections/ansible_collections/swiftlinux/deploy
+
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Scenarios live in molecule/ (the users' layout), not extensions/molecule/; say so explicitly.
+export MOLECULE_GLOB := molecule/*/molecule.yml
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+
+.PHONY: help demo test quick bootstrap system docker toolchain venv link test-hosts \
+        lint sanity pytest molecule clean
+
+help:
+	@echo "make demo    build the example service and show it answering /health"
+	@echo "make test    every test: lint, ansible-test sanity, pytest, molecule (installs what it needs)"
+	@echo "make quick   day-to-day: lint and pytest, reusing cached builds"
+	@echo "make clean   remove the venv, build output, test-host images and test containers"
+
+# ---- set-up -------------------------------------------------------------------------------
+bootstrap: toolchain system docker venv link
+
+toolchain:
+	@scripts/find-swift.sh >/dev/null
+
+system:
+	@scripts/ensure-system.sh
+
+docker: system
+	@scripts/ensure-docker.sh
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	@command -v python3 >/dev/null || { echo "swiftlinux.deploy: python3 is missing; install it with 'apt-get install -y python3 python3-venv'" >&2; exit 1; }
+	@python3 -m venv $(VENV) || { echo "swiftlinux.deploy: could not create a venv; install 'python3-venv' and retry" >&2; exit 1; }
+	@echo "==> installing the pinned Python requirements into $(VENV)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+link: $(COLLECTION_LINK)
+$(COLLECTION_LINK):
+	@mkdir -p $(dir $@) && ln -sfn ../../../.. $@
+
+test-hosts: docker
+	@for suite in $(SUITES); do scripts/test-host-image.sh $$suite; done
+
+# ---- the two user commands -----------------------------------------------------------------
+demo: bootstrap
+	ansible-playbook playbooks/demo.yml
+
+test: bootstrap test-hosts
+	@scripts/timed.sh lint     $(MAKE) --no-print-directory lint
+	@scripts/timed.sh sanity   $(MAKE) --no-print-directory sanity
+	@scripts/timed.sh pytest   $(MAKE) --no-print-directory pytest
+	@scripts/timed.sh molecule $(MAKE) --no-print-directory molecule
+
+quick: bootstrap
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest -q
+
+# ---- test stages ---------------------------------------------------------------------------
+lint: venv link
+	yamllint --strict .
+	ansible-lint
+
+sanity: venv
+	scripts/sanity.sh
+
+pytest: bootstrap
+	$(PY) -m pytest
+
+molecule: bootstrap test-hosts
+	@for scenario in $(SCENARIOS); do \
+	  echo "==> molecule test -s $$scenario"; \
+	  molecule test -s $$scenario || exit 1; \
+	done
+
+clean:
+	-@scripts/clean.sh
+	rm -rf $(VENV) .build tests/fixtures/*/.build tests/fixtures/*/.swiftpm
