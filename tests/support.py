@@ -18,12 +18,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 # Survives between runs of one checkout, so day-to-day runs reuse builds; a fresh clone starts empty.
 BUILD_CACHE = REPO / ".build" / "test-cache"
 
-LINK_MODE_FLAGS = {
-    "dynamic": [],
-    "static_stdlib": ["--static-swift-stdlib"],
-    "static_executable": ["--static-swift-stdlib", "-Xswiftc", "-static-executable"],
-}
-
+LINK_MODES = ("static_executable", "static_stdlib", "dynamic")
 
 @functools.cache
 def swift_bin_dir() -> Path:
@@ -71,22 +66,21 @@ def run_module(name: str, args: dict, *, check_mode: bool = False, diff: bool = 
 
 
 def swift_build_fixture(fixture: str, mode: str) -> Path:
-    """Build a fixture package in a link mode with plain `swift build -c release`; return the bin dir.
-
-    Each fixture x mode has its own scratch path under BUILD_CACHE, so it is built once and reused.
-    """
-    return _swift_build_fixture(fixture, mode)
+    """The directory holding a fixture's executables built in `mode` (resources and debug files beside)."""
+    return Path(built_fixture(fixture, mode)["manifest"]).parent
 
 
 @functools.cache
-def _swift_build_fixture(fixture: str, mode: str) -> Path:
-    scratch = BUILD_CACHE / "swiftpm" / fixture / mode
-    base = [str(swift_bin_dir() / "swift"), "build", "-c", "release",
-            "--package-path", str(FIXTURES / fixture), "--scratch-path", str(scratch)]
-    proc = subprocess.run(base + LINK_MODE_FLAGS[mode], capture_output=True, text=True, env=tool_env(), check=False)
-    if proc.returncode != 0:
-        errors = [line for line in proc.stdout.splitlines() + proc.stderr.splitlines() if "error:" in line]
-        raise AssertionError(f"swift build of {fixture} ({mode}) failed:\n" + "\n".join(errors[:20]))
-    bin_path = subprocess.run(base + LINK_MODE_FLAGS[mode] + ["--show-bin-path"], capture_output=True,
-                              text=True, env=tool_env(), check=True).stdout.strip()
-    return Path(bin_path)
+def built_fixture(fixture: str, mode: str) -> dict:
+    """Build a fixture package in a link mode with the swift_build module; its result, once per session.
+
+    Output goes to BUILD_CACHE, so a later run with unchanged sources reuses it (changed=false).
+    """
+    result = run_module("swift_build", {
+        "package_path": str(FIXTURES / fixture),
+        "link_mode": mode,
+        "dest": str(BUILD_CACHE / "artifacts" / fixture / mode),
+    })
+    if result.get("failed"):
+        raise AssertionError(f"swift_build of {fixture} ({mode}) failed: {result.get('msg')}")
+    return result

@@ -12,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import struct
 
 try:
     from elftools.common.exceptions import ELFError as _PyElfError
+    from elftools.construct.core import ConstructError as _ConstructError
     from elftools.elf.elffile import ELFFile as _ELFFile
 except ImportError:
     HAS_ELFTOOLS = False
-    _PyElfError = None
-    _ELFFile = None
+    _PyElfError = _ConstructError = _ELFFile = None
 else:
     HAS_ELFTOOLS = True
 
@@ -72,6 +73,8 @@ def version_key(version):
 def is_elf(path):
     """True when path is a readable regular file starting with the ELF magic."""
     try:
+        if not os.path.isfile(path):
+            return False
         with open(path, "rb") as stream:
             return stream.read(4) == _MAGIC
     except OSError:
@@ -88,9 +91,9 @@ def elf_facts(path):
     try:
         with open(path, "rb") as stream:
             facts = dict(path=path, **_read_facts(_ELFFile(stream)))
-    except (_PyElfError,) + _PARSE_ERRORS as exc:
-        raise ElfError("%s starts like an ELF file but could not be parsed (truncated or corrupt?): %s"
-                       % (path, exc)) from None
+    except (_PyElfError, _ConstructError) + _PARSE_ERRORS as exc:
+        raise ElfError("%s starts like an ELF file but cannot be parsed (%s); it is probably truncated or corrupt, "
+                       "so copy or build it again." % (path, exc)) from None
     sha256, size = _digest(path)
     facts.update(sha256=sha256, size=size)
     return facts
@@ -98,18 +101,33 @@ def elf_facts(path):
 
 def _check_readable_elf(path):
     try:
+        mode = os.stat(path).st_mode
+        # Checked before opening: reading a FIFO or a terminal device would block forever.
+        if stat.S_ISDIR(mode):
+            raise NotAnElfError("%s is a directory, not an ELF file; give the path of a binary inside it." % path)
+        if not stat.S_ISREG(mode):
+            raise NotAnElfError("%s is not an ELF file (it is a device, pipe or socket); give the path of a compiled "
+                                "binary or shared library." % path)
         with open(path, "rb") as stream:
-            magic = stream.read(4)
+            head = stream.read(64)
     except FileNotFoundError:
         raise ElfFileNotFoundError("%s does not exist; give the path of an ELF binary or shared library." % path) from None
-    except IsADirectoryError:
-        raise NotAnElfError("%s is a directory, not an ELF file; give the path of a binary inside it." % path) from None
     except OSError as exc:
-        raise ElfError("Cannot read %s: %s." % (path, exc.strerror or exc)) from None
-    if magic != _MAGIC:
-        what = "an empty file" if not magic else "a script or text file" if magic[:2] == b"#!" or magic.isascii() else "some other format"
+        raise ElfError("Cannot read %s (%s); check that the file is readable by the user running this."
+                       % (path, exc.strerror or exc)) from None
+    if not head.startswith(_MAGIC):
         raise NotAnElfError("%s is not an ELF file (it is %s); give the path of a compiled binary or shared library."
-                            % (path, what))
+                            % (path, _describe(head)))
+
+
+def _describe(head):
+    if not head:
+        return "an empty file"
+    if head.startswith(b"#!"):
+        return "a script"
+    if all(byte in b"\t\n\r" or 32 <= byte < 127 for byte in head):
+        return "a text file"
+    return "some other kind of file"
 
 
 def _read_facts(elf):

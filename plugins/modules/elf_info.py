@@ -275,7 +275,8 @@ def main():
             files.append(elf_facts(path))
         except ElfError as exc:
             # ElfError messages are complete sentences naming the file; a traceback adds nothing.
-            module.fail_json(msg=str(exc), path=path, exception="")
+            # No path= key: AnsibleModule would decorate the result with that file's owner and mode.
+            module.fail_json(msg=str(exc), exception="")
 
     result = dict(changed=False, files=files)
     if single is not None:
