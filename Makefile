@@ -57,6 +57,7 @@ test-hosts: docker
 
 # ---- the two user commands -----------------------------------------------------------------
 demo: bootstrap
+	@scripts/test-host-image.sh bookworm
 	ansible-playbook playbooks/demo.yml
 
 test: bootstrap test-hosts

@@ -20,9 +20,9 @@ description:
     toolchain are unchanged since the last build into O(dest).
   - Output appears in O(dest) only once every product is built and verified; a failed build leaves
     O(dest) as it was.
-  - Runs on the build host, usually with C(delegate_to: localhost).
+  - Runs on the build host, usually delegated to C(localhost).
 author:
-  - swiftlinux.deploy maintainers
+  - swiftlinux.deploy maintainers (@swiftlinux)
 requirements:
   - Swift toolchain 5.9 or newer
   - pyelftools
