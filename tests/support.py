@@ -20,6 +20,7 @@ BUILD_CACHE = REPO / ".build" / "test-cache"
 
 LINK_MODES = ("static_executable", "static_stdlib", "dynamic")
 
+
 @functools.cache
 def swift_bin_dir() -> Path:
     """The toolchain's usr/bin, found the same way the Makefile finds it."""

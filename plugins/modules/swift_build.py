@@ -247,7 +247,7 @@ def _find_swift(module):
     swift = module.get_bin_path("swift", opt_dirs=list(_swift.toolchain_dirs()))
     if not swift:
         module.fail_json(msg="Swift toolchain not found on PATH, in SWIFT_TOOLCHAIN_BIN or in /opt/swift/usr/bin; "
-                      "install Swift 5.9 or newer from swift.org or set swift_executable")
+                             "install Swift 5.9 or newer from swift.org or set swift_executable")
     return swift
 
 
@@ -264,7 +264,7 @@ def _check_package(module, package_path):
         module.fail_json(msg="package_path %s does not exist or is not a directory; point it at a Swift package" % package_path)
     if not os.path.isfile(os.path.join(package_path, "Package.swift")):
         module.fail_json(msg="%s has no Package.swift, so it is not a Swift package; point package_path at the "
-                      "directory that holds Package.swift" % package_path)
+                             "directory that holds Package.swift" % package_path)
 
 
 def _check_dest(module, dest):
@@ -290,12 +290,12 @@ def _select_products(module, description):
             continue
         if name in all_products:
             module.fail_json(msg="product %s is a library, not an executable; executable products of %s: %s"
-                  % (name, description["name"], ", ".join(executables) or "none"))
+                                 % (name, description["name"], ", ".join(executables) or "none"))
         module.fail_json(msg="package %s has no product %s; executable products: %s"
-              % (description["name"], name, ", ".join(executables) or "none"))
+                             % (description["name"], name, ", ".join(executables) or "none"))
     if not wanted:
         module.fail_json(msg="package %s has no executable products; add an executableTarget and an .executable product"
-              % description["name"])
+                             % description["name"])
     return wanted
 
 
@@ -306,7 +306,7 @@ def _check_sdk(module, run, swift):
     installed = _swift.installed_sdks(run, swift)
     if sdk not in installed:
         module.fail_json(msg="Swift SDK %s is not installed (installed: %s); install it with 'swift sdk install <bundle>' "
-                      "or leave swift_sdk unset to use the host toolchain" % (sdk, ", ".join(installed) or "none"))
+                             "or leave swift_sdk unset to use the host toolchain" % (sdk, ", ".join(installed) or "none"))
     if "musl" in sdk and mode != "static_executable":
         module.fail_json(msg="Swift SDK %s builds fully static executables only; use link_mode=static_executable" % sdk)
 
