@@ -3,7 +3,9 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-packages=(docker.io debootstrap patchelf docker-registry skopeo binutils python3-venv curl)
+# libcurl4-openssl-dev and libxml2-dev: FoundationNetworking/FoundationXML link -lcurl -lxml2 in static_stdlib builds.
+packages=(docker.io debootstrap patchelf docker-registry skopeo binutils python3-venv curl apache2-utils
+          libcurl4-openssl-dev libxml2-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
