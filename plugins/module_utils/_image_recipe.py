@@ -1,0 +1,216 @@
+# Copyright (c) swiftlinux.deploy contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""What goes into a minimal image, decided from ELF facts: recipe, files per layer, image config.
+
+Both builders use this plan: oci_image turns it into layer tars itself, and the image role copies the
+same files into a Docker build context. So the two builders hold the same files by construction.
+Private to this collection.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import elf_facts
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
+    OciError, dir_entry, file_entry, symlink_entry, tree_entries,
+)
+
+RECIPES = ("scratch-static", "scratch-bag", "runtime-base")
+APP_DIR = "/app"
+SWIFT_RUNTIME_DIR = "/usr/lib/swift/linux"
+CA_BUNDLE_PATH = "/etc/ssl/certs/ca-certificates.crt"
+ZONEINFO_PATH = "/usr/share/zoneinfo"
+BACKTRACER = "swift-backtrace-static"
+LABEL_PREFIX = "io.swiftlinux."
+
+# Docker/OCI platform architecture for each `uname -m` machine name elf_facts reports.
+PLATFORM_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7": "arm", "i386": "386",
+                 "riscv64": "riscv64", "ppc64le": "ppc64le", "s390x": "s390x"}
+MULTIARCH = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu", "armv7": "arm-linux-gnueabihf",
+             "i386": "i386-linux-gnu", "riscv64": "riscv64-linux-gnu", "ppc64le": "powerpc64le-linux-gnu",
+             "s390x": "s390x-linux-gnu"}
+# Test frameworks ship in the toolchain's runtime directory but never run in a service.
+_NOT_RUNTIME = re.compile(r"XCTest|Testing|_InternalSwiftStaticMirror")
+
+
+def platform_of(machine):
+    return "linux/" + PLATFORM_ARCH.get(machine, machine)
+
+
+def uses_foundation(facts):
+    """Whether the binary uses Foundation: it loads libFoundation*, or embeds FoundationEssentials' metadata.
+
+    Static builds keep every linked module's name in their Swift metadata, which stripping keeps.
+    """
+    if any(lib.startswith("libFoundation") for lib in facts["needed"]):
+        return True
+    needle, tail = b"FoundationEssentials", b""
+    with open(facts["path"], "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            if needle in tail + chunk:
+                return True
+            tail = chunk[-len(needle):]
+    return False
+
+
+def choose_recipe(facts, have_bag):
+    """The recipe for an executable's ELF facts: the smallest image it can run in."""
+    if facts["linkage"] in ("static", "static-pie") and not facts["needed"]:
+        return "scratch-static"
+    if facts["swift_runtime"] == "dynamic" and not have_bag:
+        return "runtime-base"
+    return "scratch-bag"
+
+
+# ---- shared libraries, resolved by reading ELF like the loader would ----------------------------
+
+def _default_dirs(machine):
+    triple = MULTIARCH.get(machine, "")
+    dirs = ["/lib/" + triple, "/usr/lib/" + triple] if triple else []
+    return dirs + ["/lib64", "/usr/lib64", "/lib", "/usr/lib"]
+
+
+def _search_dirs(facts):
+    origin = os.path.dirname(os.path.realpath(facts["path"]))
+    own = facts["runpath"] or facts["rpath"]
+    return [d.replace("$ORIGIN", origin).replace("${ORIGIN}", origin) for d in own]
+
+
+def resolve_libraries(facts, extra_dirs=()):
+    """{soname: host path} for everything `facts` needs, transitively, found as the loader would find it."""
+    found, queue = {}, [facts]
+    while queue:
+        current = queue.pop(0)
+        dirs = _search_dirs(current) + list(extra_dirs) + _default_dirs(facts["machine"])
+        for soname in current["needed"]:
+            if soname in found:
+                continue
+            path = next((os.path.join(d, soname) for d in dirs if os.path.isfile(os.path.join(d, soname))), None)
+            if path is None:
+                raise OciError("%s needs %s, which is not installed on this build host (searched %s); install the "
+                               "package that provides it" % (current["path"], soname, ", ".join(dirs)))
+            found[soname] = path
+            queue.append(elf_facts(path))
+    return found
+
+
+def library_entries(facts, libraries, swift_dir=None):
+    """Entries placing each library by its soname in the image's library directory (Swift ones apart),
+    plus the program interpreter at the path the executable names."""
+    system_dir = "/usr/lib/" + MULTIARCH.get(facts["machine"], "")
+    entries, placed = [], {}
+    for soname, host in sorted(libraries.items()):
+        is_swift = swift_dir and os.path.dirname(os.path.realpath(host)) == os.path.realpath(swift_dir)
+        inside = os.path.join(SWIFT_RUNTIME_DIR if is_swift else system_dir, soname)
+        placed[soname] = inside
+        entries.append(file_entry(inside, source=os.path.realpath(host), mode=0o755))
+    interpreter = facts["interpreter"]
+    if interpreter:
+        name = os.path.basename(interpreter)
+        inside = placed.get(name) or os.path.join(system_dir, name)
+        if name not in placed:
+            entries.append(file_entry(inside, source=os.path.realpath(interpreter), mode=0o755))
+        if interpreter != inside:
+            entries.append(symlink_entry(interpreter, os.path.relpath(inside, os.path.dirname(interpreter))))
+    return entries
+
+
+def swift_runtime_libraries(runtime_dir):
+    """Every shared library of the toolchain's runtime directory except the test frameworks."""
+    if not os.path.isfile(os.path.join(runtime_dir, "libswiftCore.so")):
+        raise OciError("%s holds no libswiftCore.so, so it is not a Swift runtime directory; set swift_runtime_dir "
+                       "to the toolchain's usr/lib/swift/linux" % runtime_dir)
+    return {name: os.path.join(runtime_dir, name) for name in sorted(os.listdir(runtime_dir))
+            if name.endswith(".so") and not _NOT_RUNTIME.search(name)}
+
+
+def runtime_dir_of(facts):
+    """The directory a dynamic build loads libswiftCore.so from on the build host, or None."""
+    for directory in _search_dirs(facts):
+        if os.path.isfile(os.path.join(directory, "libswiftCore.so")):
+            return directory
+    return None
+
+
+# ---- the files every image holds --------------------------------------------------------------
+
+def base_entries(uid, ca_bundle, zoneinfo):
+    """/etc/passwd and /etc/group with the nonroot user, /tmp 1777, the CA bundle and (optionally) tzdata."""
+    passwd = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%d:%d:nonroot:/home/nonroot:/sbin/nologin\n" % (uid, uid)
+    group = "root:x:0:\nnonroot:x:%d:\n" % uid
+    entries = [
+        file_entry("etc/passwd", data=passwd.encode(), mode=0o644),
+        file_entry("etc/group", data=group.encode(), mode=0o644),
+        dir_entry("tmp", mode=0o1777),
+        dir_entry("home/nonroot", mode=0o755),
+    ]
+    if not os.path.isfile(ca_bundle):
+        raise OciError("the CA bundle %s does not exist; install ca-certificates on the build host or set ca_bundle"
+                       % ca_bundle)
+    entries.append(file_entry(CA_BUNDLE_PATH, source=ca_bundle, mode=0o644))
+    if zoneinfo:
+        if not os.path.isdir(zoneinfo):
+            raise OciError("time zone data %s does not exist; install tzdata on the build host, set zoneinfo, or "
+                           "set tzdata=false" % zoneinfo)
+        entries += tree_entries(zoneinfo, ZONEINFO_PATH)
+    return entries
+
+
+def resource_entries(bundle, dest):
+    """A resource bundle's files; symlinks are kept when they stay inside the bundle, refused otherwise."""
+    if not os.path.isdir(bundle):
+        raise OciError("resource bundle %s does not exist or is not a directory; pass the resources list that "
+                       "swiftlinux.deploy.swift_build returned" % bundle)
+    root = os.path.realpath(bundle)
+    entries = []
+    for entry in tree_entries(bundle, dest):
+        if entry.kind == "symlink":
+            host = os.path.join(bundle, os.path.relpath(entry.path, dest.strip("/")))
+            target = entry.target
+            resolved = os.path.normpath(target if os.path.isabs(target)
+                                        else os.path.join(os.path.dirname(os.path.abspath(host)), target))
+            real = os.path.realpath(resolved)
+            if not (real == root or real.startswith(root + os.sep)):
+                raise OciError("resource bundle %s holds the symlink %s -> %s, which points outside the bundle; "
+                               "copy that file into the bundle or make the link point inside it"
+                               % (bundle, os.path.relpath(host, bundle), target))
+            if os.path.isabs(target):
+                # Absolute links would point at the build host's path inside the image; make them relative.
+                relative = os.path.relpath(real, os.path.dirname(os.path.join(root, os.path.relpath(host, bundle))))
+                entry = symlink_entry(entry.path, relative)
+        entries.append(entry)
+    return entries
+
+
+def app_entries(executable, resources, backtracer):
+    entries = [file_entry(os.path.join(APP_DIR, os.path.basename(executable)), source=executable, mode=0o755)]
+    for bundle in resources:
+        entries += resource_entries(bundle, os.path.join(APP_DIR, os.path.basename(bundle.rstrip("/"))))
+    if backtracer:
+        entries.append(file_entry(os.path.join(APP_DIR, BACKTRACER), source=backtracer, mode=0o755))
+    return entries
+
+
+def image_config(uid, entrypoint, command, env, labels, ports, health):
+    """The `config` object of the image (the Docker/OCI runtime settings)."""
+    config = {
+        "User": "%d:%d" % (uid, uid),
+        "Env": ["%s=%s" % item for item in sorted(env.items())],
+        "Entrypoint": entrypoint,
+        "WorkingDir": APP_DIR if entrypoint else "/",
+        "Labels": dict(sorted(labels.items())),
+    }
+    if command:
+        config["Cmd"] = command
+    if ports:
+        config["ExposedPorts"] = {"%d/tcp" % port: {} for port in sorted(ports)}
+    if health:
+        second = 1000000000
+        config["Healthcheck"] = {"Test": ["CMD"] + health["test"], "Interval": health["interval"] * second,
+                                 "Timeout": health["timeout"] * second, "StartPeriod": health["start_period"] * second,
+                                 "Retries": health["retries"]}
+    return config
