@@ -166,6 +166,10 @@ def _read_facts(elf):
     )
     for key, family in _VERSION_FAMILIES.items():
         facts[key] = _highest(all_versions, family)
+    # What a library offers (e.g. a host's libc.so.6 defines GLIBC_2.36): the other side of version_needs.
+    facts["version_definitions"] = _version_definitions(elf)
+    facts["glibc_provided"] = _highest(facts["version_definitions"], "GLIBC")
+    facts["glibcxx_provided"] = _highest(facts["version_definitions"], "GLIBCXX")
     return facts
 
 
@@ -228,6 +232,16 @@ def _version_needs(elf):
             names = needs.setdefault(verneed.name, set())
             names.update(aux.name for aux in auxiliaries)
     return {library: sorted(names, key=_symbol_version_key) for library, names in needs.items()}
+
+
+def _version_definitions(elf):
+    names = set()
+    for section in elf.iter_sections():
+        if section["sh_type"] == "SHT_GNU_verdef":
+            for verdef, auxiliaries in section.iter_versions():
+                if not verdef["vd_flags"] & 1:  # VER_FLG_BASE names the file itself, not a version
+                    names.update(aux.name for aux in auxiliaries)
+    return sorted(names, key=_symbol_version_key)
 
 
 def _symbol_version_key(name):

@@ -211,6 +211,5 @@ def image_config(uid, entrypoint, command, env, labels, ports, health):
     if health:
         second = 1000000000
         config["Healthcheck"] = {"Test": ["CMD"] + health["test"], "Interval": health["interval"] * second,
-                                 "Timeout": health["timeout"] * second, "StartPeriod": health["start_period"] * second,
-                                 "Retries": health["retries"]}
+                                 "Timeout": health["timeout"] * second, "Retries": health["retries"]}
     return config

@@ -90,7 +90,7 @@ def spdx_document(name, files, created=None):
 
 
 def _debian_package(spdx_id, package, version):
-    bare = package.split(":", 1)[0]
+    bare, dummy, arch = package.partition(":")
     entry = {
         "SPDXID": spdx_id,
         "name": bare,
@@ -105,7 +105,8 @@ def _debian_package(spdx_id, package, version):
     if version:
         entry["versionInfo"] = version
         entry["externalRefs"] = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                                  "referenceLocator": "pkg:deb/debian/%s@%s" % (bare, quote(version, safe="+.~-"))}]
+                                  "referenceLocator": "pkg:deb/debian/%s@%s%s" % (bare, quote(version, safe=".~-_"),
+                                                                                 "?arch=" + arch if arch else "")}]
     return entry
 
 

@@ -198,6 +198,24 @@ files:
       type: str
       returned: always
       sample: 1.3.11
+    version_definitions:
+      description:
+        - Symbol versions the file itself defines (C(.gnu.version_d)), oldest first; empty for executables.
+        - A host's C(libc.so.6) defines C(GLIBC_2.36) on Debian 12, which is how a preflight learns what it offers.
+      type: list
+      elements: str
+      returned: always
+      sample: [GLIBC_2.2.5, GLIBC_2.36]
+    glibc_provided:
+      description: Highest C(GLIBC_x.y) version the file defines, or V(null); set for a C(libc.so.6).
+      type: str
+      returned: always
+      sample: "2.36"
+    glibcxx_provided:
+      description: Highest C(GLIBCXX_x.y.z) version the file defines, or V(null); set for a C(libstdc++.so.6).
+      type: str
+      returned: always
+      sample: 3.4.30
     version_needs:
       description: For each library named in C(.gnu.version_r), the symbol versions needed from it, oldest first.
       type: dict

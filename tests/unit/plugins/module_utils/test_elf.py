@@ -409,3 +409,19 @@ def test_version_key_is_numeric():
     assert max(["1.3.9", "1.3.11", "1.3"], key=version_key) == "1.3.11"
     # Non-numeric parts sort low instead of raising.
     assert version_key("PRIVATE") < version_key("0")
+
+
+def test_a_library_reports_the_versions_it_defines():
+    libc = elf_facts(_system_library("libc.so.6"))
+    assert "GLIBC_2.2.5" in libc["version_definitions"] and "libc.so.6" not in libc["version_definitions"]
+    glibc = subprocess.run(["getconf", "GNU_LIBC_VERSION"], capture_output=True, text=True, check=True).stdout
+    assert libc["glibc_provided"] == glibc.split()[-1]
+    libstdcxx = elf_facts(_system_library("libstdc++.so.6"))
+    assert libstdcxx["glibcxx_provided"] and version_key(libstdcxx["glibcxx_provided"]) >= version_key("3.4.28")
+    assert elf_facts("/bin/ls")["version_definitions"] == [] and elf_facts("/bin/ls")["glibc_provided"] is None
+
+
+def _system_library(soname):
+    cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
+    return next(line.split("=>")[1].strip() for line in cache.splitlines()
+                if line.strip().startswith(soname + " ") and "x86-64" in line)

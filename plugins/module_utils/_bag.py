@@ -1,0 +1,447 @@
+# Copyright (c) swiftlinux.deploy contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""A bag of shared objects: which libraries go in (plan_bag) and how they are laid out (stage_bag).
+
+Layout under the bag root:
+  bin/<exe>        the program with RUNPATH $ORIGIN/../lib, or for scope `all` a sh launcher;
+  bin/<bundle>     SwiftPM resource bundles beside it;
+  libexec/<exe>    scope `all` only: the real program, started by the launcher through lib/'s loader;
+  lib/             real files, each SONAME a relative symlink to its file when the names differ;
+                   every library that needs another bagged library gets RUNPATH $ORIGIN.
+Policy (what each scope keeps) is data at the top; the code applying it stays generic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import version_key
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import CXX_RUNTIME, GLIBC_FAMILY, SWIFT_CORE
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._resolve import (
+    GLIBC_LOADERS,
+    ResolveError,
+    real_path,
+    resolve_elf,
+    resolve_ldd,
+)
+
+__all__ = ["BagError", "ResolveError", "SCOPES", "LAYOUT_VERSION", "category", "plan_bag", "stage_bag",
+           "debian_owners", "required_versions", "fingerprint", "file_sha256"]
+
+SCOPES = ("swift", "non-system", "all")
+LAYOUT_VERSION = 1
+# glibc ships more than the libraries programs usually link; none of them may be bagged apart from glibc.
+GLIBC_EXTRA = frozenset((
+    "libmvec.so.1", "libBrokenLocale.so.1", "libnsl.so.1", "libthread_db.so.1", "libc_malloc_debug.so.0",
+    "libnss_files.so.2", "libnss_dns.so.2", "libnss_compat.so.2", "libnss_hesiod.so.2", "libcidn.so.1",
+))
+BASE_SYSTEM = GLIBC_FAMILY | GLIBC_EXTRA | CXX_RUNTIME
+# The toolchain's runtime libraries, by file-name prefix; also anything found under a lib/swift/ directory.
+SWIFT_PREFIXES = ("libswift", "libFoundation", "lib_Foundation", "libdispatch", "libBlocksRuntime",
+                  "libXCTest", "libTesting", "lib_Testing")
+# Which categories each scope copies into lib/.
+SCOPE_KEEPS = {
+    "swift": frozenset(("swift",)),
+    "non-system": frozenset(("swift", "other")),
+    "all": frozenset(("swift", "other", "base", "loader")),
+}
+EXE_RUNPATH = "$ORIGIN/../lib"
+LIB_RUNPATH = "$ORIGIN"
+
+
+class BagError(Exception):
+    """A sentence for the person running the play."""
+
+
+def category(name, path=None):
+    """loader | base | swift | other, for a needed name and the file it resolved to."""
+    if name in GLIBC_LOADERS or os.path.basename(name) in GLIBC_LOADERS:
+        return "loader"
+    if name in BASE_SYSTEM:
+        return "base"
+    if name.startswith(SWIFT_PREFIXES) or (path and "/lib/swift/" in path):
+        return "swift"
+    return "other"
+
+
+class Plan:
+    """Everything decided before a byte is written; stage_bag() only carries it out."""
+
+    def __init__(self, scope):
+        self.scope = scope
+        self.executables = []   # dicts: name, source, facts, closure
+        self.extras = []        # dicts: name, source, facts, closure
+        self.libraries = {}     # name -> dict: name, source (as found), real, facts, category, needed_by, bagged
+        self.host_libraries = []
+        self.runtime_problems = []
+        self.warnings = []
+        self.machine = None
+
+    @property
+    def bagged(self):
+        return [lib for name, lib in sorted(self.libraries.items()) if lib["bagged"]]
+
+    @property
+    def loader(self):
+        return next((lib for lib in self.bagged if lib["category"] == "loader"), None)
+
+    def launched_by_loader(self, exe):
+        return self.scope == "all" and exe["facts"]["interpreter"] is not None and self.loader is not None
+
+
+def plan_bag(executables, extra_libraries, scope, resolver, get_facts, run=None):
+    """Resolve every executable and extra library, classify what they load, check the result.
+
+    `executables` and `extra_libraries` are paths; `get_facts` is a _resolve.Facts; `run` runs ldd.
+    """
+    plan = Plan(scope)
+    names = {}
+    for path in executables:
+        name = os.path.basename(path.rstrip("/"))
+        if name in names:
+            raise BagError("two executables are both named %s (%s and %s); bin/ can hold only one, so rename one "
+                           "or bag them separately." % (name, names[name], path))
+        names[name] = path
+        plan.executables.append(dict(name=name, source=real_path(path), given=path, facts=get_facts(path)))
+    for path in extra_libraries:
+        facts = get_facts(path)
+        if facts["elf_type"] != "DYN" or facts["linkage"] != "dynamic":
+            raise BagError("extra library %s is not a shared library (it is a %s %s file); list only .so files "
+                           "the program opens with dlopen." % (path, facts["linkage"], facts["elf_type"]))
+        plan.extras.append(dict(name=facts["soname"] or os.path.basename(path), source=real_path(path),
+                                given=path, facts=facts))
+    _check_machines(plan)
+
+    for item in plan.executables + plan.extras:
+        if item["facts"]["linkage"] != "dynamic":
+            item["closure"] = None
+            plan.warnings.append("%s is statically linked (%s); it needs no shared libraries, so nothing is bagged "
+                                 "for it." % (item["name"], item["facts"]["linkage"]))
+            continue
+        if resolver == "ldd":
+            item["closure"] = resolve_ldd(item["given"], get_facts, run)
+        else:
+            item["closure"] = resolve_elf(item["given"], get_facts)
+    _check_missing(plan)
+    _collect(plan, get_facts)
+    _check_runtime(plan, get_facts)
+    return plan
+
+
+def _check_machines(plan):
+    machines = {}
+    for item in plan.executables + plan.extras:
+        facts = item["facts"]
+        machines.setdefault("%s (%d-bit)" % (facts["machine"], facts["elf_class"]), []).append(item["name"])
+    if len(machines) > 1:
+        raise BagError("one bag holds one architecture, but these differ: %s; bag each architecture separately."
+                       % "; ".join("%s: %s" % (m, ", ".join(n)) for m, n in sorted(machines.items())))
+    plan.machine = next(iter(machines)).split(" ")[0] if machines else None
+
+
+def _check_missing(plan):
+    missing = {}
+    for item in plan.executables + plan.extras:
+        closure = item["closure"]
+        for name, needers in sorted((closure.missing if closure else {}).items()):
+            who = sorted(set(os.path.basename(n) for n in needers)) or [item["name"]]
+            missing.setdefault(name, set()).update(who)
+    if missing:
+        raise BagError("cannot find %d librar%s: %s. Install the packages that provide them, or list their paths "
+                       "in extra_libraries." % (len(missing), "y" if len(missing) == 1 else "ies",
+                                                "; ".join("%s (needed by %s)" % (name, ", ".join(sorted(who)))
+                                                          for name, who in sorted(missing.items()))))
+
+
+def _collect(plan, get_facts):
+    for item in plan.executables + plan.extras:
+        closure = item["closure"]
+        for name, found in (closure.found.items() if closure else ()):
+            _add_library(plan, name, found, get_facts, item["name"], forced=False)
+    for extra in plan.extras:
+        _add_library(plan, extra["name"], extra["given"], get_facts, "extra_libraries", forced=True)
+    # Who needs what, from the headers of every object in the bag's processes.
+    objects = [(e["name"], e["facts"]) for e in plan.executables] + \
+        [(name, lib["facts"]) for name, lib in plan.libraries.items()]
+    for requester, facts in objects:
+        for name in facts["needed"]:
+            if name in plan.libraries:
+                plan.libraries[name]["needed_by"].add(requester)
+    plan.host_libraries = sorted(name for name, lib in plan.libraries.items() if not lib["bagged"])
+
+
+def _add_library(plan, name, found, get_facts, requester, forced):
+    real = real_path(found)
+    facts = get_facts(real)
+    existing = plan.libraries.get(name)
+    if existing:
+        if existing["real"] != real and existing["facts"]["sha256"] != facts["sha256"]:
+            raise BagError("two different files have the SONAME %s: %s (for %s) and %s (for %s); lib/ can hold only "
+                           "one, so make every program load the same file or drop one from extra_libraries."
+                           % (name, existing["source"], ", ".join(sorted(existing["for"])), found, requester))
+        existing["for"].add(requester)
+        existing["bagged"] = existing["bagged"] or forced
+        return
+    kind = category(name, real)
+    plan.libraries[name] = dict(name=name, source=found, real=real, facts=facts, category=kind, needed_by=set(),
+                                bagged=forced or kind in SCOPE_KEEPS[plan.scope], **{"for": {requester}})
+
+
+def _check_runtime(plan, get_facts):
+    """The Swift runtime must exist once per process: a library that embeds it beside libswiftCore.so is a bug."""
+    for exe in plan.executables:
+        closure = exe["closure"]
+        objects = [(exe["name"], exe["facts"])]
+        objects += [(name, get_facts(path)) for name, path in (closure.found.items() if closure else ())]
+        # Extra libraries are opened with dlopen into every program of the bag.
+        objects += [(extra["name"], extra["facts"]) for extra in plan.extras]
+        shared = any(name == SWIFT_CORE for name, dummy in objects)
+        embedded = sorted(set(name for name, facts in objects
+                              if facts["swift_runtime"] == "static" and name != SWIFT_CORE))
+        if (shared and embedded) or len(embedded) > 1:
+            plan.runtime_problems.append(
+                "the Swift runtime would be loaded twice into %s: %s embed%s it statically%s; rebuild %s against the "
+                "shared runtime (without --static-swift-stdlib), or bag a static_stdlib build of the program instead"
+                % (exe["name"], ", ".join(embedded), "s" if len(embedded) == 1 else "",
+                   " while %s is loaded too" % SWIFT_CORE if shared else "", " and ".join(embedded)))
+
+
+def stage_bag(plan, stage, resources, run):
+    """Write the bag into the empty directory `stage`; return (files, links, launch) for the manifest.
+
+    `run(cmd)` runs patchelf and returns (rc, stdout, stderr).
+    """
+    bin_dir, lib_dir = os.path.join(stage, "bin"), os.path.join(stage, "lib")
+    os.makedirs(bin_dir)
+    os.makedirs(lib_dir)
+    files, links = [], []
+    loader = plan.loader
+    lib_names = _lib_file_names(plan)
+    for lib in plan.bagged:
+        file_name = lib_names[lib["name"]]
+        target = os.path.join(lib_dir, file_name)
+        if not os.path.exists(target):
+            shutil.copyfile(lib["real"], target)
+            os.chmod(target, 0o755 if lib["category"] == "loader" else 0o644)
+            if _needs_runpath(plan, lib):
+                _patchelf(run, target, LIB_RUNPATH)
+            files.append(_entry(stage, target, lib["real"], "loader" if lib["category"] == "loader" else "library"))
+        if file_name != lib["name"]:
+            os.symlink(file_name, os.path.join(lib_dir, lib["name"]))
+            links.append({"path": "lib/" + lib["name"], "target": file_name})
+
+    launch = {}
+    for exe in plan.executables:
+        name = exe["name"]
+        if plan.launched_by_loader(exe):
+            os.makedirs(os.path.join(stage, "libexec"), exist_ok=True)
+            real = os.path.join(stage, "libexec", name)
+            launcher = os.path.join(bin_dir, name)
+            with open(launcher, "w") as handle:
+                handle.write(_launcher_script(name, loader["name"]))
+            os.chmod(launcher, 0o755)
+            files.append(_entry(stage, launcher, None, "launcher"))
+            launch[name] = ["lib/" + loader["name"], "--library-path", "lib", "--argv0", "bin/" + name,
+                            "libexec/" + name]
+        else:
+            real = os.path.join(bin_dir, name)
+            launch[name] = ["bin/" + name]
+        shutil.copyfile(exe["source"], real)
+        os.chmod(real, 0o755)
+        if exe["facts"]["linkage"] == "dynamic" and exe["facts"]["needed"]:
+            _patchelf(run, real, EXE_RUNPATH)
+        files.append(_entry(stage, real, exe["source"], "executable"))
+
+    for directory in resources:
+        files += _copy_resources(stage, directory, links, link_into_lib=any(
+            plan.launched_by_loader(exe) for exe in plan.executables))
+    return files, links, launch
+
+
+def _lib_file_names(plan):
+    """lib/ file name per bagged library: the real file's name, or its SONAME when two real names collide."""
+    names, taken = {}, {}
+    for lib in plan.bagged:
+        wanted = os.path.basename(lib["real"])
+        other = plan.libraries.get(wanted)
+        if taken.get(wanted, lib["real"]) != lib["real"] or (other and other["real"] != lib["real"]):
+            wanted = lib["name"]
+        taken[wanted] = lib["real"]
+        names[lib["name"]] = wanted
+    return names
+
+
+def _needs_runpath(plan, lib):
+    """Only a library that loads another bagged one needs to look in lib/, and glibc's own never do."""
+    if lib["category"] in ("loader", "base") and lib["name"] in GLIBC_FAMILY | GLIBC_EXTRA:
+        return False
+    needs_bagged = any(plan.libraries.get(n, {}).get("bagged") and plan.libraries[n]["category"] != "loader"
+                       for n in lib["facts"]["needed"])
+    return needs_bagged and (lib["facts"]["runpath"] != [LIB_RUNPATH] or lib["facts"]["rpath"])
+
+
+def _patchelf(run, path, runpath):
+    # patchelf writes DT_RUNPATH (converting a DT_RPATH); --force-rpath is deliberately not used.
+    rc, out, err = run(["patchelf", "--set-rpath", runpath, path])
+    if rc != 0:
+        raise BagError("patchelf --set-rpath %s %s failed: %s" % (runpath, os.path.basename(path), (err or out).strip()))
+
+
+def _launcher_script(name, loader):
+    return """#!/bin/sh
+# Starts %(name)s through the bag's own dynamic loader so the bundled glibc is used on any host.
+# The library path is a loader argument, not LD_LIBRARY_PATH, so programs %(name)s starts see a clean environment.
+self=$(readlink -f -- "$0" 2>/dev/null) || self=$0
+bag=$(cd -- "$(dirname -- "$self")/.." && pwd -P) || exit 127
+exec "$bag/lib/%(loader)s" --library-path "$bag/lib" --argv0 "$0" "$bag/libexec/%(name)s" "$@"
+""" % dict(name=name, loader=loader)
+
+
+def _copy_resources(stage, directory, links, link_into_lib):
+    source = real_path(directory)
+    if not os.path.isdir(source):
+        raise BagError("resource bundle %s is not a directory; pass the bundle directories swift_build returns in "
+                       "products[name].resources." % directory)
+    name = os.path.basename(directory.rstrip("/"))
+    target = os.path.join(stage, "bin", name)
+    if os.path.lexists(target):
+        raise BagError("two resources are named %s; bin/ can hold only one of them." % name)
+    _check_resource_links(source)
+    shutil.copytree(source, target, symlinks=True)
+    if link_into_lib:
+        # Started through the loader, Bundle.main is the loader's directory (from /proc/self/exe): lib/.
+        os.symlink(os.path.join("..", "bin", name), os.path.join(stage, "lib", name))
+        links.append({"path": "lib/" + name, "target": "../bin/" + name})
+    files = []
+    for dirpath, dirnames, filenames in os.walk(target):
+        dirnames.sort()
+        for file_name in sorted(filenames):
+            path = os.path.join(dirpath, file_name)
+            relative = os.path.relpath(path, target)
+            if os.path.islink(path):
+                links.append({"path": os.path.relpath(path, stage), "target": os.readlink(path)})
+                continue
+            files.append(_entry(stage, path, os.path.join(source, relative), "resource"))
+    return files
+
+
+def _check_resource_links(source):
+    for dirpath, dirnames, filenames in os.walk(source):
+        for entry in dirnames + filenames:
+            path = os.path.join(dirpath, entry)
+            if not os.path.islink(path):
+                continue
+            resolved = real_path(path)
+            if os.path.commonpath([resolved, source]) != source:
+                raise BagError("resource %s is a symlink to %s, outside its bundle %s; the link would break in the bag, "
+                               "so replace it with the file itself." % (path, resolved, source))
+
+
+def _entry(stage, path, source, kind):
+    sha256, sha1, size = _digests(path)
+    return dict(path=os.path.relpath(path, stage), sha256=sha256, sha1=sha1, size=size, source=source, kind=kind,
+                package=None, package_version=None)
+
+
+def file_sha256(path):
+    return _digests(path)[0]
+
+
+def _digests(path):
+    sha256, sha1 = hashlib.sha256(), hashlib.sha1()
+    size = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha256.update(block)
+            sha1.update(block)
+            size += len(block)
+    return sha256.hexdigest(), sha1.hexdigest(), size
+
+
+def debian_owners(paths, run):
+    """{path: (package, version)} from dpkg for the paths dpkg knows; {} where dpkg-query is missing.
+
+    With merged /usr, dpkg records a library under /lib or /usr/lib whichever the package shipped,
+    so each path is asked for under both spellings, before and after resolving symlinks.
+    """
+    spellings = {}
+    for path in paths:
+        for variant in _spellings(path):
+            spellings.setdefault(variant, set()).add(path)
+    if not spellings:
+        return {}
+    try:
+        rc, out, err = run(["dpkg-query", "-S"] + sorted(spellings))
+    except OSError:
+        return {}
+    if rc not in (0, 1):
+        return {}
+    owners = {}
+    for line in out.splitlines():
+        if line.startswith("diversion ") or ": " not in line:
+            continue
+        packages, owned = line.split(": ", 1)
+        for path in spellings.get(owned.strip(), ()):
+            owners.setdefault(path, packages.split(",")[0].strip())
+    if not owners:
+        return {}
+    rc, out, err = run(["dpkg-query", "-W", "-f", "${binary:Package}\t${Version}\n"] + sorted(set(owners.values())))
+    versions = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+    return {path: (package, versions.get(package) or versions.get(package.split(":")[0])) for path, package in owners.items()}
+
+
+def _spellings(path):
+    out = []
+    for candidate in (path, os.path.realpath(path)):
+        out.append(candidate)
+        if candidate.startswith("/usr/"):
+            out.append(candidate[4:])
+        elif candidate.startswith(("/lib", "/bin", "/sbin")):
+            out.append("/usr" + candidate)
+    return out
+
+
+def required_versions(plan, files_facts):
+    """Highest GLIBC_ and GLIBCXX_ versions needed by the bag's ELF files (not counting glibc's and libstdc++'s own)."""
+    glibc, glibcxx = [], []
+    for name, facts in files_facts:
+        if name not in GLIBC_FAMILY | GLIBC_EXTRA:
+            glibc.append(facts.get("glibc_required"))
+        if name != "libstdc++.so.6":
+            glibcxx.append(facts.get("glibcxx_required"))
+    pick = [max((v for v in values if v), key=version_key, default=None) for values in (glibc, glibcxx)]
+    return pick[0], pick[1]
+
+
+def fingerprint(plan, options, resources):
+    """sha256 over the inputs, the options and every resolved library's checksum."""
+    blob = {
+        "layout": LAYOUT_VERSION,
+        "options": options,
+        "executables": [(e["name"], e["facts"]["sha256"]) for e in plan.executables],
+        "extras": [(e["name"], e["facts"]["sha256"]) for e in plan.extras],
+        "libraries": [(lib["name"], lib["real"], lib["facts"]["sha256"], lib["bagged"])
+                      for name, lib in sorted(plan.libraries.items())],
+        "resources": [_tree_digest(directory) for directory in resources],
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def _tree_digest(directory):
+    digest = hashlib.sha256(os.path.basename(directory.rstrip("/")).encode())
+    for dirpath, dirnames, filenames in os.walk(directory):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            digest.update(os.path.relpath(path, directory).encode() + b"\0")
+            if os.path.islink(path):
+                digest.update(b"link:" + os.readlink(path).encode())
+            else:
+                digest.update(_digests(path)[0].encode())
+    return digest.hexdigest()
+

@@ -1,0 +1,270 @@
+#!/usr/bin/python
+# Copyright (c) swiftlinux.deploy contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: artifact_info
+short_description: Describe a built Swift artifact for deployment and check that it is intact
+version_added: 0.1.0
+description:
+  - Reads the manifest of an artifact directory, either C(swift_build.json) written by
+    M(swiftlinux.deploy.swift_build) (one executable, static modes) or C(bag.json) written by
+    M(swiftlinux.deploy.shared_objects) (a bag of shared objects), and returns what a deploy needs in one
+    shape: the files to ship with their checksums, the command line that starts the program, and the
+    facts a host preflight compares (architecture, required glibc and libstdc++ versions, system
+    libraries).
+  - Recomputes the checksum of every file and fails when one differs from the manifest, so a changed or
+    truncated artifact is never shipped.
+  - The release id is derived from the file checksums, so the same artifact always gets the same id.
+  - Runs where the artifact is, usually the controller.
+author:
+  - swiftlinux.deploy maintainers (@swiftlinux)
+attributes:
+  check_mode:
+    support: full
+    description: Only reads files.
+  diff_mode:
+    support: none
+    description: Changes nothing.
+  idempotent:
+    support: full
+    description: Never reports a change.
+options:
+  path:
+    description: The artifact directory (a M(swiftlinux.deploy.swift_build) O(swiftlinux.deploy.swift_build#module:dest) or a bag).
+    type: path
+    required: true
+  executable:
+    description:
+      - The program to run, by product name.
+      - May be omitted when the artifact holds exactly one.
+    type: str
+  include_debug_info:
+    description: Ship C(<exe>.debug) with a single-executable artifact.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Describe the build of api-server
+  swiftlinux.deploy.artifact_info:
+    path: "{{ playbook_dir }}/dist/static"
+    executable: api-server
+  delegate_to: localhost
+  register: artifact
+"""
+
+RETURN = r"""
+kind:
+  description: V(executable) for a single-file build, V(bag) for a bag of shared objects.
+  returned: always
+  type: str
+  sample: executable
+link_mode:
+  description: The link mode the executable was built with.
+  returned: always
+  type: str
+  sample: static_stdlib
+scope:
+  description: The bag scope (V(swift), V(non-system), V(all)), or null for a single executable.
+  returned: always
+  type: str
+executable:
+  description: The product that runs.
+  returned: always
+  type: str
+  sample: http-service
+architecture:
+  description: Machine of the executable, as C(uname -m) names it.
+  returned: always
+  type: str
+  sample: x86_64
+glibc_required:
+  description:
+    - Highest C(GLIBC_) version the host must provide, or null when the artifact brings its own C library.
+  returned: always
+  type: str
+  sample: "2.34"
+glibcxx_required:
+  description: Highest C(GLIBCXX_) version the host's libstdc++ must provide, or null.
+  returned: always
+  type: str
+  sample: 3.4.29
+system_libraries:
+  description: Shared libraries the host must provide (the artifact does not carry them).
+  returned: always
+  type: list
+  elements: str
+  sample: [libstdc++.so.6, libm.so.6, libgcc_s.so.1, libc.so.6, ld-linux-x86-64.so.2]
+files:
+  description: Files to ship, relative to the artifact directory, mapped to their sha256.
+  returned: always
+  type: dict
+command:
+  description: The argument vector that starts the program, relative to the release directory.
+  returned: always
+  type: list
+  elements: str
+  sample: [http-service]
+release_id:
+  description: First 16 hex digits of a sha256 over the file list and checksums.
+  returned: always
+  type: str
+  sample: 3f2c9a0d41b7e815
+size:
+  description: Total bytes shipped.
+  returned: always
+  type: int
+"""
+
+import hashlib
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import GLIBC_FAMILY, LINK_MODES
+
+BUILD_MANIFEST = "swift_build.json"
+BAG_MANIFEST = "bag.json"
+
+
+class ArtifactError(Exception):
+    """A sentence for fail_json."""
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _tree(root, rel):
+    """Files under root/rel (a file or a directory), relative to root; symlinks are shipped as links."""
+    full = os.path.join(root, rel)
+    if not os.path.isdir(full) or os.path.islink(full):
+        return [rel]
+    found = []
+    for current, dirs, files in os.walk(full):
+        dirs.sort()
+        found += [os.path.relpath(os.path.join(current, name), root) for name in sorted(files)]
+    return found
+
+
+def _load(path, name):
+    try:
+        with open(os.path.join(path, name)) as handle:
+            return json.load(handle)
+    except ValueError as exc:
+        raise ArtifactError("%s in %s is not valid JSON (%s); rebuild the artifact" % (name, path, exc))
+
+
+def _single_executable(path, manifest, executable, include_debug):
+    products = manifest.get("products", {})
+    if executable is None and len(products) == 1:
+        executable = next(iter(products))
+    if executable not in products:
+        raise ArtifactError("%s holds the executables %s; set executable to one of them"
+                            % (path, ", ".join(sorted(products)) or "(none)"))
+    product, mode = products[executable], manifest.get("link_mode")
+    if mode not in LINK_MODES:
+        raise ArtifactError("%s records the unknown link mode %r; rebuild it with swift_build (modes: %s)"
+                            % (path, mode, ", ".join(LINK_MODES)))
+    if mode == "dynamic":
+        raise ArtifactError("%s is a dynamic build of %s, which needs the Swift runtime beside it; collect it into a "
+                            "bag with swiftlinux.deploy.shared_objects and deploy the bag" % (path, executable))
+    shipped = [executable] + [os.path.basename(r) for r in product.get("resources", ())]
+    if product.get("backtracer"):
+        shipped.append(os.path.basename(product["backtracer"]))
+    if include_debug and product.get("debug_file"):
+        shipped.append(os.path.basename(product["debug_file"]))
+    elf = product["elf"]
+    return dict(kind="executable", link_mode=mode, scope=None, executable=executable,
+                architecture=elf["machine"], glibc_required=elf["glibc_required"],
+                glibcxx_required=elf["glibcxx_required"], system_libraries=elf["needed"],
+                command=[executable], expected={executable: product["sha256"]},
+                shipped=[f for rel in shipped for f in _tree(path, rel)])
+
+
+def _bag(path, manifest, executable):
+    executables = manifest.get("executables", [])
+    if executable is None and len(executables) == 1:
+        executable = executables[0]
+    if executable not in executables:
+        raise ArtifactError("the bag %s holds the executables %s; set executable to one of them"
+                            % (path, ", ".join(executables) or "(none)"))
+    scope = manifest.get("scope")
+    bundled = {os.path.basename(f["path"]) for f in manifest["files"] if f.get("kind") in ("library", "loader")}
+    needed = manifest.get("system_libraries")
+    if needed is None:  # derive: what the executables need that the bag does not carry
+        needed = sorted(GLIBC_FAMILY & set(manifest.get("needed", ())) - bundled)
+    own_libc = scope == "all"
+    return dict(kind="bag", link_mode="dynamic", scope=scope, executable=executable,
+                architecture=manifest.get("architecture"),
+                glibc_required=None if own_libc else manifest.get("glibc_required"),
+                glibcxx_required=None if own_libc else manifest.get("glibcxx_required"),
+                system_libraries=[] if own_libc else needed,
+                command=list(manifest.get("launch", {}).get(executable) or [os.path.join("bin", executable)]),
+                expected={f["path"]: f["sha256"] for f in manifest["files"]},
+                shipped=[f["path"] for f in manifest["files"]])
+
+
+def describe(path, executable=None, include_debug=False):
+    """The deploy view of an artifact directory; raises ArtifactError with a sentence on bad input."""
+    if not os.path.isdir(path):
+        raise ArtifactError("artifact %s does not exist or is not a directory; build it first with "
+                            "swiftlinux.deploy.swift_build (or shared_objects for a bag)" % path)
+    if os.path.isfile(os.path.join(path, BAG_MANIFEST)):
+        info = _bag(path, _load(path, BAG_MANIFEST), executable)
+    elif os.path.isfile(os.path.join(path, BUILD_MANIFEST)):
+        info = _single_executable(path, _load(path, BUILD_MANIFEST), executable, include_debug)
+    else:
+        raise ArtifactError("%s has neither %s nor %s, so it is not a build artifact; point path at a "
+                            "swift_build dest or a bag" % (path, BUILD_MANIFEST, BAG_MANIFEST))
+
+    files, changed = {}, []
+    for rel in info.pop("shipped"):
+        full = os.path.join(path, rel)
+        if not os.path.lexists(full):
+            raise ArtifactError("%s is listed in the manifest of %s but missing; rebuild the artifact" % (rel, path))
+        if os.path.islink(full):
+            continue  # links are recreated from the tree, their targets carry the checksums
+        files[rel] = _sha256(full)
+        if rel in info["expected"] and info["expected"][rel] != files[rel]:
+            changed.append(rel)
+    if changed:
+        raise ArtifactError("checksum mismatch in %s: %s changed since the manifest was written; rebuild the "
+                            "artifact instead of editing it" % (path, ", ".join(changed)))
+    del info["expected"]
+    listing = json.dumps(sorted(files.items())).encode()
+    info.update(files=files, release_id=hashlib.sha256(listing).hexdigest()[:16],
+                size=sum(os.path.getsize(os.path.join(path, rel)) for rel in files))
+    return info
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            executable=dict(type="str"),
+            include_debug_info=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        info = describe(module.params["path"], module.params["executable"], module.params["include_debug_info"])
+    except ArtifactError as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg="cannot read artifact %s: %s" % (module.params["path"], exc))
+    module.exit_json(changed=False, **info)
+
+
+if __name__ == "__main__":
+    main()

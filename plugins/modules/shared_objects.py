@@ -1,0 +1,476 @@
+#!/usr/bin/python
+# Copyright (c) swiftlinux.deploy contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: shared_objects
+short_description: Bag dynamically linked executables with the shared libraries they load
+version_added: 0.1.0
+description:
+  - Collects the shared libraries one or more executables load into a self-contained directory, the bag, so a
+    program built with O(swiftlinux.deploy.swift_build#module:link_mode=dynamic) runs on a host without a Swift
+    toolchain. This is option 1 of SE-0342, done properly.
+  - "Layout: C(bin/<exe>) with its resource bundles beside it; C(lib/) with the libraries as real files and their
+    SONAME symlinks; C(bag.json), the manifest; C(bag.spdx.json), an SPDX 2.3 SBOM."
+  - Each executable gets C(DT_RUNPATH=$ORIGIN/../lib) and each bagged library that loads another bagged library gets
+    C(DT_RUNPATH=$ORIGIN), both set with patchelf. RUNPATH rather than RPATH because RPATH is inherited by every
+    library loaded later, including ones the program opens with C(dlopen) and ones from the host, and because RUNPATH
+    still lets E(LD_LIBRARY_PATH) override a library when debugging. Setting it on each library covers transitive
+    dependencies, which a RUNPATH on the executable alone does not.
+  - With O(scope=all) glibc and the dynamic loader are bagged too. C(bin/<exe>) is then a small POSIX sh launcher
+    that runs C(lib/<loader> --library-path <bag>/lib --argv0 <exe> libexec/<exe>), so the program uses the bundled
+    glibc on older hosts without setting E(LD_LIBRARY_PATH) for its child processes. The manifest's RV(manifest.launch)
+    gives the same command in exec form for images without a shell.
+  - The bag appears in O(dest) only when it is complete; a failure leaves O(dest) as it was.
+author:
+  - swiftlinux.deploy maintainers (@swiftlinux)
+requirements:
+  - pyelftools
+  - patchelf
+  - dpkg-query (optional; without it the manifest records no package owners)
+attributes:
+  check_mode:
+    support: full
+    description: Resolves and lays out the bag in a temporary directory to report the manifest; O(dest) is not touched.
+  diff_mode:
+    support: full
+    description: Shows the bag's files with their checksums before and after.
+  idempotent:
+    support: full
+    description: >-
+      Unchanged executables, options, resources and resolved libraries (compared by checksum with the previous
+      manifest) give C(changed=false), as long as the bag's files still match the manifest.
+options:
+  executables:
+    description: Paths of the executables to bag. Their file names become C(bin/<name>).
+    type: list
+    elements: path
+    required: true
+  dest:
+    description: The bag's root directory. It must be new, empty or a previous bag.
+    type: path
+    required: true
+  scope:
+    description:
+      - V(swift) copies only the Swift toolchain's libraries (C(libswift*), Foundation, dispatch, BlocksRuntime).
+      - V(non-system) copies everything except the base set every glibc host provides (the glibc family, libstdc++,
+        libgcc_s); that includes libcurl and libxml2 and their dependencies for FoundationNetworking and FoundationXML.
+      - V(all) copies everything, glibc and the dynamic loader included, for hosts with an older glibc and for scratch
+        images.
+    type: str
+    choices: [swift, non-system, all]
+    default: non-system
+  resolver:
+    description:
+      - V(elf) reads the ELF headers (pyelftools) and searches like glibc's loader - DT_RPATH and DT_RUNPATH with
+        C($ORIGIN), C(/etc/ld.so.conf) with its includes, then the default directories. It runs nothing, so it is
+        safe for untrusted binaries.
+      - V(ldd) asks the system loader through C(ldd), which loads the program. It is refused for binaries of another
+        architecture or with an interpreter that is not glibc's. Both resolvers give the same result for the
+        collection's test fixtures.
+      - Both ignore E(LD_LIBRARY_PATH) and E(LD_PRELOAD) of the machine running the module.
+    type: str
+    choices: [elf, ldd]
+    default: elf
+  extra_libraries:
+    description:
+      - Shared libraries the programs open with C(dlopen). Neither resolver can see those, so list them here;
+        they are bagged whatever the O(scope), together with what they need.
+    type: list
+    elements: path
+    default: []
+  resources:
+    description:
+      - Directories copied into C(bin/) beside the executables, normally the SwiftPM resource bundles
+        M(swiftlinux.deploy.swift_build) returns in RV(swiftlinux.deploy.swift_build#module:products[].resources).
+      - Symlinks inside a bundle are kept when they stay inside it and refused when they point outside.
+    type: list
+    elements: path
+    default: []
+  strict_runtime:
+    description:
+      - Fail when a program would load the Swift runtime twice, for example a bagged library that embeds the runtime
+        statically while the program also loads C(libswiftCore.so). When V(false) this is a warning.
+    type: bool
+    default: true
+  static_sizes:
+    description:
+      - Size in bytes of a C(static_stdlib) build of each executable, keyed by executable name, for example from
+        RV(swiftlinux.deploy.swift_build#module:products[].size) of a static_stdlib build.
+      - When every executable has one, RV(manifest.bytes_saved_vs_static) is the sum of these sizes minus the bagged
+        executables and Swift runtime libraries. System libraries are left out of the comparison because a
+        static_stdlib build needs them from the host as well. Negative means the bag is larger.
+    type: dict
+notes:
+  - Libraries a program opens with C(dlopen) (NSS modules, plug-ins) are invisible to both resolvers; list them in
+    O(extra_libraries).
+  - A fully static executable needs no libraries; it is bagged in C(bin/) with a warning and C(lib/) stays empty.
+  - Changing RUNPATH rewrites the executable, so its C(.gnu_debuglink) checksum no longer matches the separate debug
+    file; debuggers still find it by build-id.
+seealso:
+  - module: swiftlinux.deploy.swift_build
+  - module: swiftlinux.deploy.elf_info
+"""
+
+EXAMPLES = r"""
+- name: Build the service with the Swift runtime as shared libraries
+  swiftlinux.deploy.swift_build:
+    package_path: /src/api
+    link_mode: dynamic
+    dest: /srv/build/api
+  delegate_to: localhost
+  register: build
+
+- name: Bag it with every library a Debian host without Swift lacks
+  swiftlinux.deploy.shared_objects:
+    executables: "{{ build.products.values() | map(attribute='path') | list }}"
+    resources: "{{ build.products.values() | map(attribute='resources') | flatten }}"
+    dest: /srv/bags/api
+  delegate_to: localhost
+  register: bag
+
+- name: Bag glibc and the loader too, for an older host or a scratch image
+  swiftlinux.deploy.shared_objects:
+    executables: [/srv/build/api/api-server]
+    scope: all
+    dest: /srv/bags/api-all
+  delegate_to: localhost
+
+- name: Bag a plug-in the program opens with dlopen
+  swiftlinux.deploy.shared_objects:
+    executables: [/srv/build/api/api-server]
+    extra_libraries: [/usr/lib/x86_64-linux-gnu/libnss_files.so.2]
+    scope: all
+    dest: /srv/bags/api-nss
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+dest:
+  description: The bag's root directory.
+  returned: always
+  type: str
+  sample: /srv/bags/api
+manifest_path:
+  description: Path of the manifest, C(<dest>/bag.json).
+  returned: always
+  type: str
+sbom_path:
+  description: Path of the SPDX 2.3 JSON SBOM, C(<dest>/bag.spdx.json).
+  returned: always
+  type: str
+libraries:
+  description: The names (SONAMEs as programs ask for them) of the libraries in C(lib/).
+  returned: always
+  type: list
+  elements: str
+  sample: [libswiftCore.so, libswift_Concurrency.so]
+manifest:
+  description: The manifest, as written to RV(manifest_path).
+  returned: always
+  type: dict
+  contains:
+    scope:
+      description: The scope the bag was made with.
+      type: str
+    architecture:
+      description: Architecture of the executables, as M(swiftlinux.deploy.elf_info) names it.
+      type: str
+      sample: x86_64
+    executables:
+      description: Names of the executables in C(bin/).
+      type: list
+      elements: str
+    files:
+      description:
+        - Every regular file of the bag with C(path) (relative to the bag root), C(sha256), C(size), C(source),
+          C(package) and C(package_version) (the Debian package owning the source, or null) and C(kind), one of
+          C(executable), C(library), C(loader), C(resource), C(launcher).
+      type: list
+      elements: dict
+    links:
+      description: Symlinks of the bag, each with C(path) and C(target).
+      type: list
+      elements: dict
+    glibc_required:
+      description: Highest C(GLIBC_) symbol version any bagged file needs, not counting glibc's own files.
+      type: str
+      sample: '2.34'
+    glibcxx_required:
+      description: Highest C(GLIBCXX_) symbol version any bagged file needs.
+      type: str
+    glibc_bundled:
+      description: Version of the glibc in the bag (scope V(all)), else null.
+      type: str
+    host_libraries:
+      description: Libraries the programs load that the bag leaves to the host.
+      type: list
+      elements: str
+    interpreter:
+      description: The bag's loader relative to the root for scope V(all), else the system interpreter the programs name.
+      type: str
+    launch:
+      description: Per executable, the command that starts it, relative to the bag root, in exec form.
+      type: dict
+      sample: {api-server: [lib/ld-linux-x86-64.so.2, --library-path, lib, --argv0, bin/api-server, libexec/api-server]}
+    bytes_total:
+      description: Total size of the bag's files.
+      type: int
+    bytes_saved_vs_static:
+      description: Bytes saved against static_stdlib builds (see O(static_sizes)), or null when their sizes are unknown.
+      type: int
+    fingerprint:
+      description: sha256 over the inputs, options and resolved libraries; an equal value means nothing changed.
+      type: str
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from ansible_collections.swiftlinux.deploy.plugins.module_utils import _bag
+    from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import HAS_ELFTOOLS, ElfError
+    from ansible_collections.swiftlinux.deploy.plugins.module_utils._resolve import Facts
+    from ansible_collections.swiftlinux.deploy.plugins.module_utils._sbom import spdx_document
+    IMPORT_ERROR = None if HAS_ELFTOOLS else ImportError("No module named 'elftools'")
+except ImportError as exc:
+    IMPORT_ERROR = exc
+
+MANIFEST = "bag.json"
+SBOM = "bag.spdx.json"
+_MANIFEST_FILE_KEYS = ("path", "sha256", "size", "source", "package", "package_version", "kind")
+
+
+def _inside(path, directory):
+    return os.path.commonpath([path, directory]) == directory
+
+
+def _check_dest(module, dest, inputs, resources):
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        module.fail_json(msg="dest %s exists and is not a directory; choose a directory for the bag" % dest)
+    real_dest = os.path.realpath(dest)
+    for directory in resources:
+        if _inside(real_dest, os.path.realpath(directory)):
+            module.fail_json(msg="dest %s is inside the input %s, so the bag would copy itself; choose a dest outside "
+                                 "every resource directory" % (dest, directory))
+    for path in inputs:
+        if _inside(os.path.realpath(path), real_dest):
+            module.fail_json(msg="input %s is inside dest %s, and writing the bag replaces dest; choose a dest that "
+                                 "holds none of the inputs" % (path, dest))
+    if os.path.isdir(dest) and os.listdir(dest) and not os.path.isfile(os.path.join(dest, MANIFEST)):
+        module.fail_json(msg="dest %s is not empty and holds no %s, so it is not a bag this module made; choose a new "
+                             "or empty directory" % (dest, MANIFEST))
+    parent = dest
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    # Probe for real: permission bits say nothing for root or read-only mounts.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".shared_objects-probe-", dir=parent))
+    except OSError as exc:
+        module.fail_json(msg="dest %s cannot be written (%s in %s); choose a writable directory"
+                             % (dest, exc.strerror or exc, parent))
+
+
+def _previous(dest):
+    try:
+        with open(os.path.join(dest, MANIFEST)) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _intact(dest, manifest):
+    """True when every file the manifest lists is still in dest with its checksum."""
+    for item in manifest.get("files", ()):
+        path = os.path.join(dest, item["path"])
+        if not os.path.isfile(path) or os.path.getsize(path) != item["size"]:
+            return False
+        if _bag.file_sha256(path) != item["sha256"]:
+            return False
+    return all(os.path.islink(os.path.join(dest, link["path"])) for link in manifest.get("links", ()))
+
+
+def _glibc_version(path):
+    # libc.so.6 carries its banner, "... release version 2.36.", as plain bytes.
+    with open(path, "rb") as handle:
+        match = re.search(rb"release version (\d+\.\d+)", handle.read())
+    return match.group(1).decode() if match else None
+
+
+def _manifest(module, plan, fingerprint, files, links, launch):
+    params = module.params
+    owners = _bag.debian_owners(sorted(set(f["source"] for f in files if f["source"] and f["kind"] != "resource")),
+                                module.run_command)
+    for item in files:
+        item["package"], item["package_version"] = owners.get(item["source"], (None, None))
+    bagged = plan.bagged
+    elf_files = [(e["name"], e["facts"]) for e in plan.executables] + [(lib["name"], lib["facts"]) for lib in bagged]
+    glibc, glibcxx = _bag.required_versions(plan, elf_files)
+    libc = plan.libraries.get("libc.so.6")
+    loader = plan.loader
+    interpreters = [e["facts"]["interpreter"] for e in plan.executables if e["facts"]["interpreter"]]
+    bytes_total = sum(f["size"] for f in files)
+    static_sizes = params["static_sizes"] or {}
+    saved = None
+    if plan.executables and all(e["name"] in static_sizes for e in plan.executables):
+        swift_bytes = sum(f["size"] for f in files if f["kind"] in ("executable", "launcher")) + \
+            sum(os.path.getsize(lib["real"]) for lib in bagged if lib["category"] == "swift")
+        saved = sum(int(static_sizes[e["name"]]) for e in plan.executables) - swift_bytes
+    return {
+        "format": _bag.LAYOUT_VERSION,
+        "fingerprint": fingerprint,
+        "scope": params["scope"],
+        "resolver": params["resolver"],
+        "architecture": plan.machine,
+        "executables": [e["name"] for e in plan.executables],
+        "libraries": [lib["name"] for lib in bagged],
+        "host_libraries": plan.host_libraries,
+        "files": [{k: f[k] for k in _MANIFEST_FILE_KEYS} for f in sorted(files, key=lambda f: f["path"])],
+        "links": sorted(links, key=lambda link: link["path"]),
+        "glibc_required": glibc,
+        "glibcxx_required": glibcxx,
+        "glibc_bundled": _glibc_version(libc["real"]) if libc and libc["bagged"] else None,
+        "interpreter": "lib/" + loader["name"] if loader else (interpreters[0] if interpreters else None),
+        "launch": launch,
+        "bytes_total": bytes_total,
+        "bytes_saved_vs_static": saved,
+        "static_sizes": static_sizes or None,
+        "warnings": plan.warnings,
+    }
+
+
+def _make_bag(module, plan, fingerprint, stage):
+    def run(cmd):
+        return module.run_command(cmd)
+
+    files, links, launch = _bag.stage_bag(plan, stage, module.params["resources"], run)
+    manifest = _manifest(module, plan, fingerprint, files, links, launch)
+    sbom = spdx_document("bag-" + "-".join(manifest["executables"]), [
+        dict(f, sha1=next(s["sha1"] for s in files if s["path"] == f["path"])) for f in manifest["files"]],
+        created=_created())
+    with open(os.path.join(stage, MANIFEST), "w") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True)
+    with open(os.path.join(stage, SBOM), "w") as handle:
+        json.dump(sbom, handle, indent=2, sort_keys=True)
+    return manifest
+
+
+def _created():
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.isdigit():
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+    return None
+
+
+def _publish(stage, dest):
+    """Swap the finished stage in for dest in two renames; the old bag is removed afterwards."""
+    if not os.path.exists(dest):
+        os.rename(stage, dest)
+        return
+    old = tempfile.mkdtemp(prefix=".%s.old-" % os.path.basename(dest), dir=os.path.dirname(dest))
+    os.rmdir(old)
+    os.rename(dest, old)
+    try:
+        os.rename(stage, dest)
+    except OSError:
+        os.rename(old, dest)
+        raise
+    shutil.rmtree(old)
+
+
+def _listing(manifest):
+    if not manifest:
+        return ""
+    lines = ["%s %s" % (f["path"], f["sha256"]) for f in manifest.get("files", ())]
+    lines += ["%s -> %s" % (link["path"], link["target"]) for link in manifest.get("links", ())]
+    return "\n".join(sorted(lines)) + "\n"
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            executables=dict(type="list", elements="path", required=True),
+            dest=dict(type="path", required=True),
+            scope=dict(type="str", default="non-system", choices=["swift", "non-system", "all"]),
+            resolver=dict(type="str", default="elf", choices=["elf", "ldd"]),
+            extra_libraries=dict(type="list", elements="path", default=[]),
+            resources=dict(type="list", elements="path", default=[]),
+            strict_runtime=dict(type="bool", default=True),
+            static_sizes=dict(type="dict"),
+        ),
+        supports_check_mode=True,
+    )
+    if IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("pyelftools"), exception=str(IMPORT_ERROR))
+    params = module.params
+    if not params["executables"]:
+        module.fail_json(msg="executables is empty; list the paths of the programs to bag")
+    dest = params["dest"] = os.path.abspath(params["dest"]).rstrip("/") or "/"
+    for key in ("executables", "extra_libraries", "resources"):
+        params[key] = [os.path.abspath(p) for p in params[key]]
+    _check_dest(module, dest, params["executables"] + params["extra_libraries"] + params["resources"],
+                params["resources"])
+    if not module.get_bin_path("patchelf"):
+        module.fail_json(msg="patchelf is not installed, and it is needed to set RUNPATH in the bag; install it "
+                             "(apt-get install patchelf)")
+
+    def run_ldd(cmd):
+        return module.run_command(cmd, environ_update={"LD_LIBRARY_PATH": "", "LD_PRELOAD": "", "LC_ALL": "C"})
+
+    options = {k: params[k] for k in ("scope", "resolver", "strict_runtime", "static_sizes")}
+    try:
+        plan = _bag.plan_bag(params["executables"], params["extra_libraries"], params["scope"], params["resolver"],
+                             Facts(), run_ldd)
+        for path in params["resources"]:
+            if not os.path.isdir(path):
+                raise _bag.BagError("resource bundle %s is not a directory; pass the bundle directories swift_build "
+                                    "returns in products[name].resources" % path)
+        fingerprint = _bag.fingerprint(plan, options, params["resources"])
+    except (_bag.BagError, _bag.ResolveError, ElfError) as exc:
+        module.fail_json(msg=str(exc).rstrip("."))
+    if plan.runtime_problems:
+        if params["strict_runtime"]:
+            module.fail_json(msg="; ".join(plan.runtime_problems) + " (or set strict_runtime=false to only warn)")
+        plan.warnings.extend(p[0].upper() + p[1:] for p in plan.runtime_problems)
+    for warning in plan.warnings:
+        module.warn(warning)
+
+    result = dict(changed=False, dest=dest, manifest_path=os.path.join(dest, MANIFEST),
+                  sbom_path=os.path.join(dest, SBOM), libraries=[lib["name"] for lib in plan.bagged])
+    previous = _previous(dest)
+    if previous and previous.get("fingerprint") == fingerprint and _intact(dest, previous):
+        module.exit_json(manifest=previous, **result)
+
+    parent = tempfile.gettempdir() if module.check_mode else os.path.dirname(dest)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        stage = tempfile.mkdtemp(prefix=".%s.staging-" % os.path.basename(dest), dir=parent)
+        try:
+            os.chmod(stage, 0o755)
+            manifest = _make_bag(module, plan, fingerprint, stage)
+            if not module.check_mode:
+                _publish(stage, dest)
+        finally:
+            if os.path.isdir(stage):
+                shutil.rmtree(stage)
+    except (_bag.BagError, _bag.ResolveError, ElfError) as exc:
+        module.fail_json(msg=str(exc).rstrip("."))
+    except OSError as exc:
+        module.fail_json(msg="cannot write the bag to %s: %s (%s); choose a writable dest on a filesystem with room"
+                             % (dest, exc.strerror or exc, exc.filename or dest))
+    result.update(changed=True, manifest=manifest, diff=dict(before=_listing(previous), after=_listing(manifest)))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

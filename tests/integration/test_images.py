@@ -1,0 +1,312 @@
+"""Minimal images of every fixture in every link mode, built by both builders, run locked down.
+
+The daemonless builder is swiftlinux.deploy.oci_image; the Docker builder is the swiftlinux.deploy.image role
+(community.docker.docker_image with the classic builder). Every image runs read-only, with all capabilities
+dropped, as user 65532, with --network none and with host networking on 127.0.0.1. Containers carry the
+label swiftlinux.test=pytest and are always removed; images are tagged swiftlinux-test/... and removed at
+the end of the module.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import docker
+import pytest
+
+from support import REPO, built_fixture, run_module, tool_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
+
+LINK_MODES = ("static_executable", "static_stdlib", "dynamic")
+PRODUCTS = {
+    "hello": ["hello"],
+    "http-service": ["http-service"],
+    "foundation-service": ["foundation-service"],
+    "multi-exec": ["greeter", "counter"],
+    "resources": ["resource-reader"],
+    "networking": ["networking-service"],
+}
+SERVICES = {"http-service", "foundation-service", "networking-service"}
+# Arguments and expected output of the programs that are not services.
+PROGRAMS = {
+    "hello": ([], "Hello, world!\n"),
+    "greeter": (["Ops"], "Hello, Ops! (shared 1.0.0)\n"),
+    "counter": (["2"], "1\n2\nshared 1.0.0\n"),
+    "resource-reader": ([], "Greetings from a resource bundle\nmessage: configured by config.json\n"),
+}
+IMPOSSIBLE = {("networking", "static_executable")}
+MATRIX = [(f, m, p) for f in PRODUCTS for m in LINK_MODES if (f, m) not in IMPOSSIBLE for p in PRODUCTS[f]]
+EXPECTED_RECIPE = {"static_executable": "scratch-static", "static_stdlib": "scratch-bag", "dynamic": "runtime-base"}
+LABEL = {"swiftlinux.test": "pytest"}
+PREFIX = "swiftlinux-test/"
+EPOCH = 1700000000
+
+
+@pytest.fixture(scope="module")
+def engine():
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"the Docker engine does not answer ({exc}); run `make docker` to start it", pytrace=False)
+    yield client
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith(PREFIX) or "/" + PREFIX in tag:
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(tag, force=True)
+    client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def oci_image(args: dict, **kwargs) -> dict:
+    result = run_module("oci_image", args, **kwargs)
+    assert not result.get("failed"), result.get("msg") or result
+    return result
+
+
+def tag_of(fixture: str, mode: str, product: str) -> str:
+    return f"{mode.replace('_', '-')}-{fixture}-{product}"
+
+
+def product_of(fixture: str, mode: str, product: str) -> dict:
+    return built_fixture(fixture, mode)["products"][product]
+
+
+def image_args(fixture: str, mode: str, product: str, port: int) -> dict:
+    built = product_of(fixture, mode, product)
+    args = {"executable": built["path"], "resources": built["resources"], "source_date_epoch": EPOCH,
+            "source": "https://example.invalid/swiftlinux/fixtures", "revision": "0123abcd"}
+    if product in SERVICES:
+        args.update(ports=[port], health_interval=1, health_timeout=3)
+    return args
+
+
+# ---- the shared Swift runtime base image, both builders -----------------------------------------
+
+@pytest.fixture(scope="module")
+def runtime_base(engine, tmp_path_factory):
+    """The runtime base image as an OCI layout (for daemonless app images), loaded into Docker too."""
+    work = tmp_path_factory.mktemp("runtime-base")
+    args = {"recipe": "runtime-base", "name": PREFIX + "swift-runtime", "source_date_epoch": EPOCH}
+    layout = oci_image({**args, "dest": str(work / "layout")})
+    archive = oci_image({**args, "format": "archive", "dest": str(work / "runtime.tar")})
+    assert layout["digest"] == archive["digest"] and layout["reference"].endswith(":" + layout["swift_version"])
+    engine.images.load((work / "runtime.tar").read_bytes())
+    return {"layout": work / "layout", "result": layout}
+
+
+@pytest.fixture(scope="module")
+def docker_runtime_base(engine, tmp_path_factory, runtime_base):
+    work = tmp_path_factory.mktemp("docker-runtime-base")
+    built = run_role(work, {"image_recipe": "runtime-base", "image_name": PREFIX + "swift-runtime-docker",
+                            "image_work_dir": str(work / "image")})
+    assert built["reference"].endswith(":" + runtime_base["result"]["swift_version"])
+    return built["reference"]
+
+
+# ---- running images --------------------------------------------------------------------------
+
+def run_locked_down(engine, ref: str, command: list[str], network: str):
+    return engine.containers.run(ref, command=command, network_mode=network, read_only=True, cap_drop=["ALL"],
+                                 user="65532:65532", security_opt=["no-new-privileges"], labels=LABEL, detach=True)
+
+
+@contextlib.contextmanager
+def container(engine, ref: str, command: list[str], network: str):
+    box = run_locked_down(engine, ref, command, network)
+    try:
+        yield box
+    finally:
+        box.remove(force=True)
+
+
+def wait_healthy(box, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        box.reload()
+        health = box.attrs["State"].get("Health", {}).get("Status")
+        if health == "healthy":
+            return
+        if box.status == "exited":
+            break
+        time.sleep(0.3)
+    raise AssertionError(f"{box.image.tags} did not become healthy ({box.attrs['State']}):\n"
+                         f"{box.logs().decode(errors='replace')}")
+
+
+def check_runs(engine, ref: str, product: str, port: int) -> None:
+    """The image works read-only, without capabilities, as 65532, without network and with host networking."""
+    if product in SERVICES:
+        command = ["--bind", "127.0.0.1", "--port", str(port)]
+        with container(engine, ref, command, "none") as box:
+            wait_healthy(box)  # the HEALTHCHECK is the binary's own --check: there is no shell
+            probe = box.exec_run(["/app/" + product, "--check", f"http://127.0.0.1:{port}/health"], user="65532")
+            assert probe.exit_code == 0, probe.output
+            assert box.exec_run(["/bin/sh", "-c", "true"]).exit_code != 0
+        with container(engine, ref, command, "host") as box:
+            wait_healthy(box)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
+                assert reply.status == 200 and json.loads(reply.read()) == {"status": "ok"}
+            box.stop(timeout=10)
+            assert box.wait(timeout=15)["StatusCode"] == 0, "SIGTERM must stop the service cleanly"
+    else:
+        arguments, expected = PROGRAMS[product]
+        for network in ("none", "host"):
+            with container(engine, ref, arguments, network) as box:
+                status = box.wait(timeout=30)["StatusCode"]
+                output = box.logs(stdout=True, stderr=False).decode()
+                assert (status, output) == (0, expected), box.logs().decode(errors="replace")
+
+
+def image_listing(engine, ref: str) -> dict[str, tuple]:
+    """{path: (type, mode, link target)} over every layer of an image in Docker, from `docker save`."""
+    saved = io.BytesIO(b"".join(engine.images.get(ref).save(named=False)))
+    listing = {}
+    with tarfile.open(fileobj=saved) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))
+        for layer in manifest[0]["Layers"]:
+            with tarfile.open(fileobj=outer.extractfile(layer)) as inner:
+                for member in inner.getmembers():
+                    path = member.name.lstrip("./").rstrip("/")
+                    if path:
+                        listing[path] = (member.type, member.mode & 0o7777, member.linkname)
+    return listing
+
+
+def image_config(engine, ref: str) -> dict:
+    return engine.images.get(ref).attrs["Config"]
+
+
+# ---- the role, through ansible-playbook ---------------------------------------------------------
+
+def run_role(work: Path, variables: dict, env: dict | None = None, expect_failure: bool = False) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / "image_built.json"
+    playbook = work / "play.yml"
+    playbook.write_text(f"""---
+- name: Build an image with the image role
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+  roles:
+    - role: swiftlinux.deploy.image
+  post_tasks:
+    - name: Save the result
+      ansible.builtin.copy:
+        content: "{{{{ image_built | to_json }}}}"
+        dest: {out}
+        mode: "0644"
+""")
+    (work / "vars.json").write_text(json.dumps(variables))
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"), str(playbook), "-e", f"@{work / 'vars.json'}"],
+                          capture_output=True, text=True, cwd=REPO, env={**tool_env(), **(env or {})}, check=False)
+    if expect_failure:
+        assert proc.returncode != 0, proc.stdout
+        return {"output": proc.stdout + proc.stderr}
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    built = json.loads(out.read_text())
+    built["changed_tasks"] = proc.stdout.split("changed=")[1].split()[0]
+    return built
+
+
+# ---- every fixture in every mode --------------------------------------------------------------
+
+@pytest.mark.parametrize(("fixture", "mode", "product"), MATRIX)
+def test_daemonless_image_runs_locked_down_and_is_reproducible(engine, runtime_base, tmp_path, fixture, mode, product):
+    port = free_port()
+    args = image_args(fixture, mode, product, port)
+    if mode == "dynamic":
+        args["base"] = str(runtime_base["layout"])
+    ref_args = {**args, "name": PREFIX + "oci", "tag": tag_of(fixture, mode, product), "format": "archive"}
+    first = oci_image({**ref_args, "dest": str(tmp_path / "a.tar")})
+    assert first["recipe"] == EXPECTED_RECIPE[mode] and first["link_mode"] == mode
+    assert first["changed"]
+
+    # Same inputs, another output: the same digest. Same output again: nothing to do.
+    second = oci_image({**ref_args, "dest": str(tmp_path / "b.tar")})
+    assert second["digest"] == first["digest"] and second["image_id"] == first["image_id"]
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+    again = oci_image({**ref_args, "dest": str(tmp_path / "a.tar")})
+    assert not again["changed"] and again["digest"] == first["digest"]
+
+    files = set(first["files"])
+    assert "bin/sh" not in files and "bin" not in files
+    assert {"etc/passwd", "etc/group", "tmp", "etc/ssl/certs/ca-certificates.crt", f"app/{product}"} <= files
+    roles = [layer["role"] for layer in first["layers"]]
+    assert roles[-1] == "app" and (mode == "static_executable" or "runtime" in roles or "inherited" in roles)
+    if mode != "dynamic":
+        assert (f"app/swift-backtrace-static" in files)
+    for bundle in product_of(fixture, mode, product)["resources"]:
+        assert f"app/{Path(bundle).name}" in files
+
+    engine.images.load((tmp_path / "a.tar").read_bytes())
+    ref = first["reference"]
+    assert engine.images.get(ref).id == first["image_id"]
+    config = image_config(engine, ref)
+    assert config["User"] == "65532:65532" and "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt" in config["Env"]
+    assert config["Labels"]["io.swiftlinux.link-mode"] == mode
+    assert config["Labels"]["io.swiftlinux.swift-version"] == built_fixture(fixture, mode)["swift_version"]
+    assert config["Labels"]["org.opencontainers.image.revision"] == "0123abcd"
+    if product in SERVICES:
+        assert config["ExposedPorts"] == {f"{port}/tcp": {}}
+        assert config["Healthcheck"]["Test"] == ["CMD", f"/app/{product}", "--check", f"http://127.0.0.1:{port}/health"]
+    listing = image_listing(engine, ref)
+    assert listing["tmp"][1] == 0o1777
+    assert "bin/sh" not in listing and "usr/bin/sh" not in listing
+    check_runs(engine, ref, product, port)
+
+
+@pytest.mark.parametrize(("fixture", "mode", "product"), MATRIX)
+def test_docker_builder_gives_the_same_files_and_runs(engine, runtime_base, docker_runtime_base, tmp_path,
+                                                      fixture, mode, product):
+    port = free_port()
+    args = image_args(fixture, mode, product, port)
+    tag = tag_of(fixture, mode, product)
+    daemonless = oci_image({**args, "name": PREFIX + "cmp", "tag": tag, "format": "archive",
+                            "base": str(runtime_base["layout"]) if mode == "dynamic" else None,
+                            "dest": str(tmp_path / "oci.tar")})
+    engine.images.load((tmp_path / "oci.tar").read_bytes())
+
+    role_vars = {"image_executable": args["executable"], "image_resources": args["resources"],
+                 "image_name": PREFIX + "docker", "image_tag": tag, "image_ports": args.get("ports", []),
+                 "image_health_interval": 1, "image_source": args["source"], "image_revision": args["revision"],
+                 "image_source_date_epoch": EPOCH, "image_work_dir": str(tmp_path / "work")}
+    if mode == "dynamic":
+        role_vars["image_base_image"] = docker_runtime_base
+    built = run_role(tmp_path / "role", role_vars)
+    assert built["recipe"] == EXPECTED_RECIPE[mode]
+    ref = built["reference"]
+
+    from_docker, from_python = image_listing(engine, ref), image_listing(engine, daemonless["reference"])
+    if mode == "dynamic":
+        # The two base images hold the same files too; compare what sits on top of them.
+        assert set(image_listing(engine, docker_runtime_base)) == set(image_listing(engine, runtime_base["result"]["reference"]))
+    assert sorted(from_docker) == sorted(from_python)
+    assert from_docker == from_python, "same paths, but types, modes or link targets differ"
+    docker_config, python_config = image_config(engine, ref), image_config(engine, daemonless["reference"])
+    for key in ("User", "Entrypoint", "ExposedPorts", "Healthcheck", "WorkingDir"):
+        assert docker_config.get(key) == python_config.get(key), key
+    assert set(python_config["Env"]) <= set(docker_config["Env"])
+    assert python_config["Labels"].items() <= docker_config["Labels"].items()
+    check_runs(engine, ref, product, port)
+
+    rerun = run_role(tmp_path / "role", role_vars)
+    assert rerun["id"] == built["id"] and rerun["changed_tasks"] == "0"
