@@ -14,7 +14,7 @@ description:
   - Reads the manifest of an artifact directory, either C(swift_build.json) written by
     M(swiftlinux.deploy.swift_build) (one executable, static modes) or C(bag.json) written by
     M(swiftlinux.deploy.shared_objects) (a bag of shared objects), and returns what a deploy needs in one
-    shape: the files to ship with their checksums, the command line that starts the program, and the
+    shape, namely the files to ship with their checksums, the command line that starts the program, and the
     facts a host preflight compares (architecture, required glibc and libstdc++ versions, system
     libraries).
   - Recomputes the checksum of every file and fails when one differs from the manifest, so a changed or
@@ -102,6 +102,10 @@ system_libraries:
   sample: [libstdc++.so.6, libm.so.6, libgcc_s.so.1, libc.so.6, ld-linux-x86-64.so.2]
 files:
   description: Files to ship, relative to the artifact directory, mapped to their sha256.
+  returned: always
+  type: dict
+links:
+  description: Symbolic links to recreate, relative path mapped to the link's target (SONAME links in a bag).
   returned: always
   type: dict
 command:
@@ -228,13 +232,14 @@ def describe(path, executable=None, include_debug=False):
         raise ArtifactError("%s has neither %s nor %s, so it is not a build artifact; point path at a "
                             "swift_build dest or a bag" % (path, BUILD_MANIFEST, BAG_MANIFEST))
 
-    files, changed = {}, []
+    files, links, changed = {}, {}, []
     for rel in info.pop("shipped"):
         full = os.path.join(path, rel)
         if not os.path.lexists(full):
             raise ArtifactError("%s is listed in the manifest of %s but missing; rebuild the artifact" % (rel, path))
         if os.path.islink(full):
-            continue  # links are recreated from the tree, their targets carry the checksums
+            links[rel] = os.readlink(full)  # e.g. a SONAME link in a bag; its target carries the checksum
+            continue
         files[rel] = _sha256(full)
         if rel in info["expected"] and info["expected"][rel] != files[rel]:
             changed.append(rel)
@@ -242,8 +247,8 @@ def describe(path, executable=None, include_debug=False):
         raise ArtifactError("checksum mismatch in %s: %s changed since the manifest was written; rebuild the "
                             "artifact instead of editing it" % (path, ", ".join(changed)))
     del info["expected"]
-    listing = json.dumps(sorted(files.items())).encode()
-    info.update(files=files, release_id=hashlib.sha256(listing).hexdigest()[:16],
+    listing = json.dumps([sorted(files.items()), sorted(links.items())]).encode()
+    info.update(files=files, links=links, release_id=hashlib.sha256(listing).hexdigest()[:16],
                 size=sum(os.path.getsize(os.path.join(path, rel)) for rel in files))
     return info
 

@@ -93,7 +93,7 @@ def image_args(fixture: str, mode: str, product: str, port: int) -> dict:
     args = {"executable": built["path"], "resources": built["resources"], "source_date_epoch": EPOCH,
             "source": "https://example.invalid/swiftlinux/fixtures", "revision": "0123abcd"}
     if product in SERVICES:
-        args.update(ports=[port], health_interval=1, health_timeout=3)
+        args.update(ports=[port], health_interval=1)
     return args
 
 
