@@ -76,7 +76,7 @@ class Plan:
         self.scope = scope
         self.executables = []   # dicts: name, source, facts, closure
         self.extras = []        # dicts: name, source, facts, closure
-        self.libraries = {}     # name -> dict: name, source (as found), real, facts, category, needed_by, bagged
+        self.libraries = {}     # name -> dict: name, source (as found), real, facts, category, bagged, for
         self.host_libraries = []
         self.runtime_problems = []
         self.warnings = []
@@ -110,9 +110,11 @@ def plan_bag(executables, extra_libraries, scope, resolver, get_facts, run=None)
         plan.executables.append(dict(name=name, source=real_path(path), given=path, facts=get_facts(path)))
     for path in extra_libraries:
         facts = get_facts(path)
-        if facts["elf_type"] != "DYN" or facts["linkage"] != "dynamic":
-            raise BagError("extra library %s is not a shared library (it is a %s %s file); list only .so files "
-                           "the program opens with dlopen." % (path, facts["linkage"], facts["elf_type"]))
+        is_program = facts["interpreter"] is not None and facts["soname"] is None
+        if facts["elf_type"] != "DYN" or facts["linkage"] != "dynamic" or is_program:
+            what = "a program" if is_program else "a %s %s file" % (facts["linkage"], facts["elf_type"])
+            raise BagError("extra library %s is not a shared library (it is %s); list only .so files the program "
+                           "opens with dlopen." % (path, what))
         plan.extras.append(dict(name=facts["soname"] or os.path.basename(path), source=real_path(path),
                                 given=path, facts=facts))
     _check_machines(plan)
@@ -129,6 +131,7 @@ def plan_bag(executables, extra_libraries, scope, resolver, get_facts, run=None)
             item["closure"] = resolve_elf(item["given"], get_facts)
     _check_missing(plan)
     _collect(plan, get_facts)
+    _check_loader(plan)
     _check_runtime(plan, get_facts)
     return plan
 
@@ -158,6 +161,13 @@ def _check_missing(plan):
                                                           for name, who in sorted(missing.items()))))
 
 
+def _check_loader(plan):
+    wanted = sorted(set(e["facts"]["interpreter"] for e in plan.executables if e["facts"]["interpreter"]))
+    if plan.scope == "all" and wanted and plan.loader is None:
+        raise BagError("scope all bags the dynamic loader, but %s is not on this machine; bag on a machine of the "
+                       "programs' architecture and distribution, or choose scope non-system." % ", ".join(wanted))
+
+
 def _collect(plan, get_facts):
     for item in plan.executables + plan.extras:
         closure = item["closure"]
@@ -165,13 +175,6 @@ def _collect(plan, get_facts):
             _add_library(plan, name, found, get_facts, item["name"], forced=False)
     for extra in plan.extras:
         _add_library(plan, extra["name"], extra["given"], get_facts, "extra_libraries", forced=True)
-    # Who needs what, from the headers of every object in the bag's processes.
-    objects = [(e["name"], e["facts"]) for e in plan.executables] + \
-        [(name, lib["facts"]) for name, lib in plan.libraries.items()]
-    for requester, facts in objects:
-        for name in facts["needed"]:
-            if name in plan.libraries:
-                plan.libraries[name]["needed_by"].add(requester)
     plan.host_libraries = sorted(name for name, lib in plan.libraries.items() if not lib["bagged"])
 
 
@@ -188,7 +191,7 @@ def _add_library(plan, name, found, get_facts, requester, forced):
         existing["bagged"] = existing["bagged"] or forced
         return
     kind = category(name, real)
-    plan.libraries[name] = dict(name=name, source=found, real=real, facts=facts, category=kind, needed_by=set(),
+    plan.libraries[name] = dict(name=name, source=found, real=real, facts=facts, category=kind,
                                 bagged=forced or kind in SCOPE_KEEPS[plan.scope], **{"for": {requester}})
 
 
@@ -444,4 +447,3 @@ def _tree_digest(directory):
             else:
                 digest.update(_digests(path)[0].encode())
     return digest.hexdigest()
-

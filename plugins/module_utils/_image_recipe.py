@@ -11,13 +11,20 @@ Private to this collection.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import elf_facts
+try:
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+except ImportError:  # oci_image reports the missing library through _elf.HAS_ELFTOOLS
+    ELFError = ELFFile = None
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
-    OciError, dir_entry, file_entry, symlink_entry, tree_entries,
+    OciError, dir_entry, file_entry, rfc3339, symlink_entry, tree_entries,
 )
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._sbom import spdx_document
 
 RECIPES = ("scratch-static", "scratch-bag", "runtime-base")
 APP_DIR = "/app"
@@ -25,6 +32,8 @@ SWIFT_RUNTIME_DIR = "/usr/lib/swift/linux"
 CA_BUNDLE_PATH = "/etc/ssl/certs/ca-certificates.crt"
 ZONEINFO_PATH = "/usr/share/zoneinfo"
 BACKTRACER = "swift-backtrace-static"
+SBOM_PATH = "/app/sbom.spdx.json"
+RUNTIME_SBOM_PATH = "/usr/share/swiftlinux/swift-runtime.spdx.json"
 LABEL_PREFIX = "io.swiftlinux."
 
 # Docker/OCI platform architecture for each `uname -m` machine name elf_facts reports.
@@ -74,18 +83,43 @@ def _default_dirs(machine):
     return dirs + ["/lib64", "/usr/lib64", "/lib", "/usr/lib"]
 
 
-def _search_dirs(facts):
-    origin = os.path.dirname(os.path.realpath(facts["path"]))
-    own = facts["runpath"] or facts["rpath"]
+def _search_dirs(info):
+    origin = os.path.dirname(os.path.realpath(info["path"]))
+    own = info["runpath"] or info["rpath"]
     return [d.replace("$ORIGIN", origin).replace("${ORIGIN}", origin) for d in own]
 
 
-def resolve_libraries(facts, extra_dirs=()):
-    """{soname: host path} for everything `facts` needs, transitively, found as the loader would find it."""
-    found, queue = {}, [facts]
+def dynamic_info(path):
+    """Just what the loader reads to find dependencies: NEEDED, RUNPATH, RPATH.
+
+    Much cheaper than elf_facts for big libraries, whose symbol tables elf_facts scans.
+    """
+    try:
+        with open(path, "rb") as stream:
+            elf = ELFFile(stream)
+            info = {"path": path, "needed": [], "runpath": [], "rpath": []}
+            for segment in elf.iter_segments():
+                if segment["p_type"] != "PT_DYNAMIC":
+                    continue
+                for tag in segment.iter_tags():
+                    if tag.entry.d_tag == "DT_NEEDED":
+                        info["needed"].append(tag.needed)
+                    elif tag.entry.d_tag == "DT_RUNPATH":
+                        info["runpath"] += [d for d in tag.runpath.split(":") if d]
+                    elif tag.entry.d_tag == "DT_RPATH":
+                        info["rpath"] += [d for d in tag.rpath.split(":") if d]
+            return info
+    except (OSError, ELFError) as exc:
+        raise OciError("cannot read the shared library %s (%s); reinstall the package that provides it" % (path, exc))
+
+
+def resolve_libraries(roots, machine):
+    """{soname: host path} for everything the `roots` (elf facts or dynamic_info dicts) need, transitively,
+    found as the loader would find it."""
+    found, queue = {}, list(roots)
     while queue:
         current = queue.pop(0)
-        dirs = _search_dirs(current) + list(extra_dirs) + _default_dirs(facts["machine"])
+        dirs = _search_dirs(current) + _default_dirs(machine)
         for soname in current["needed"]:
             if soname in found:
                 continue
@@ -94,7 +128,7 @@ def resolve_libraries(facts, extra_dirs=()):
                 raise OciError("%s needs %s, which is not installed on this build host (searched %s); install the "
                                "package that provides it" % (current["path"], soname, ", ".join(dirs)))
             found[soname] = path
-            queue.append(elf_facts(path))
+            queue.append(dynamic_info(path))
     return found
 
 
@@ -213,3 +247,22 @@ def image_config(uid, entrypoint, command, env, labels, ports, health):
         config["Healthcheck"] = {"Test": ["CMD"] + health["test"], "Interval": health["interval"] * second,
                                  "Timeout": health["timeout"] * second, "Retries": health["retries"]}
     return config
+
+
+def sbom_entry(name, layers, epoch, path=SBOM_PATH):
+    """An SPDX 2.3 document of every regular file in `layers`, as a file entry for the image itself."""
+    files = []
+    for entry in (e for entries in layers for e in entries if e.kind == "file"):
+        digest, size = hashlib.sha256(), 0
+        if entry.data is not None:
+            digest.update(entry.data)
+            size = len(entry.data)
+        else:
+            with open(entry.source, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+                    size += len(block)
+        files.append({"path": entry.path, "sha256": digest.hexdigest(), "size": size})
+    document = spdx_document(name, files, created=rfc3339(epoch))
+    body = json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
+    return file_entry(path, data=body, mode=0o644)

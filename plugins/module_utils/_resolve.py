@@ -77,12 +77,9 @@ class Facts:
 class Closure:
     """What one program loads: needed name -> path as found, in load order."""
 
-    def __init__(self, root, facts):
-        self.root = root
-        self.facts = facts
+    def __init__(self):
         self.found = {}        # name -> path as found (not resolved through symlinks)
         self.missing = {}      # name -> [paths of the objects that need it]
-        self.interpreter = facts["interpreter"]
 
     def real(self):
         """{name: real path}, the form two resolvers are compared in."""
@@ -158,7 +155,7 @@ def resolve_elf(path, get_facts, system_dirs=None):
     Breadth-first like the loader; the first object found for a name wins, as in one process.
     """
     root_facts = get_facts(path)
-    closure = Closure(path, root_facts)
+    closure = Closure()
     search = system_dirs if system_dirs is not None else \
         ld_so_conf_dirs() + default_dirs(root_facts["machine"], root_facts["elf_class"])
     loaded_sonames = {}
@@ -188,8 +185,9 @@ def resolve_elf(path, get_facts, system_dirs=None):
             lib_facts = get_facts(found)
             loaded_sonames.setdefault(lib_facts["soname"] or name, found)
             queue.append((found, lib_facts, os.path.dirname(found), loaders + ((facts, origin),)))
-    if interpreter and interpreter not in closure.found.values():
+    if interpreter and os.path.exists(interpreter) and interpreter not in closure.found.values():
         # The loader is part of every dynamic process even when nothing names it in DT_NEEDED.
+        # (A foreign program's loader is usually absent here; only a scope-all bag needs it.)
         closure.found.setdefault(os.path.basename(interpreter), interpreter)
     return closure
 
@@ -226,7 +224,7 @@ def resolve_ldd(path, get_facts, run):
     not load as is: a foreign architecture or an interpreter that is not glibc's.
     """
     facts = get_facts(path)
-    closure = Closure(path, facts)
+    closure = Closure()
     if facts["machine"] != host_machine():
         raise ResolveError("resolver=ldd cannot inspect %s: it is built for %s and this host is %s; use resolver=elf, "
                            "which reads the file instead of loading it." % (path, facts["machine"], host_machine()))

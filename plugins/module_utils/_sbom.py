@@ -104,9 +104,9 @@ def _debian_package(spdx_id, package, version):
     }
     if version:
         entry["versionInfo"] = version
+        purl = "pkg:deb/debian/%s@%s" % (bare, quote(version, safe=".~-_"))
         entry["externalRefs"] = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                                  "referenceLocator": "pkg:deb/debian/%s@%s%s" % (bare, quote(version, safe=".~-_"),
-                                                                                 "?arch=" + arch if arch else "")}]
+                                  "referenceLocator": purl + ("?arch=" + arch if arch else "")}]
     return entry
 
 

@@ -311,7 +311,8 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
-    Image, Layer, LoadedImage, OciError, Registry, existing_digest, parse_name, write_archive, write_layout,
+    Image, Layer, LoadedImage, OciError, Registry, existing_digest, parse_name, tree_entries, write_archive,
+    write_layout,
 )
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _image_recipe as recipes
@@ -319,6 +320,16 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import HAS_
 
 DEFAULT_RUNTIME_DIR = "/opt/swift/usr/lib/swift/linux"
 SWIFT_VERSION_LABEL = recipes.LABEL_PREFIX + "swift-version"
+
+
+def _epoch(params):
+    if params["source_date_epoch"] is not None:
+        return params["source_date_epoch"]
+    value = os.environ.get("SOURCE_DATE_EPOCH") or "0"
+    if not value.isdigit():
+        raise OciError("SOURCE_DATE_EPOCH=%s is not a number of seconds; set it to e.g. the last commit's time "
+                       "(git log -1 --format=%%ct) or set source_date_epoch" % value)
+    return int(value)
 
 
 def _link_mode(facts):
@@ -370,7 +381,13 @@ def _recipe_for(params, facts):
 
 
 def _bag_layers(params, facts):
-    bag = params["bag"]
+    """(runtime entries, app entries, entrypoint) from a scope-all bag made by shared_objects.
+
+    The bag goes to /app as it is: lib/ (loader, glibc, Swift runtime) is the runtime layer, the program in
+    libexec/ and its resources are the app layer, and the manifest's exec-form launch line is the entrypoint.
+    Its sh launcher in bin/ stays out: there is no shell to run it.
+    """
+    bag, name = params["bag"], os.path.basename(facts["path"])
     if not bag:
         raise OciError("%s is a dynamic build, so a scratch-bag image needs its scope-all bag; run "
                        "swiftlinux.deploy.shared_objects with scope=all and pass its dest as bag, or use recipe "
@@ -384,18 +401,29 @@ def _bag_layers(params, facts):
     if manifest.get("scope") != "all":
         raise OciError("bag %s has scope %s, but a scratch image has no libc of its own; build the bag with "
                        "scope=all" % (bag, manifest.get("scope")))
-    libraries = {os.path.basename(f["path"]): os.path.join(bag, f["path"]) for f in manifest.get("files", ())
-                 if f["path"].startswith("lib/")}
-    return recipes.library_entries(facts, libraries)
+    if name not in manifest.get("launch", {}):
+        raise OciError("bag %s holds %s but not %s; bag this executable with swiftlinux.deploy.shared_objects"
+                       % (bag, ", ".join(manifest.get("executables", [])) or "nothing", name))
+    launchers = {f["path"] for f in manifest.get("files", ()) if f.get("kind") == "launcher"}
+    runtime, app = [], []
+    for entry in tree_entries(bag, recipes.APP_DIR):
+        inside = os.path.relpath("/" + entry.path, recipes.APP_DIR)
+        if inside in launchers or inside == ".":
+            continue
+        in_lib = inside.startswith("lib/") and not (entry.kind == "symlink" and entry.target.startswith("../"))
+        (runtime if in_lib else app).append(entry)
+    entrypoint = [arg if arg.startswith("-") else os.path.join(recipes.APP_DIR, arg)
+                  for arg in manifest["launch"][name]]
+    return runtime, app, entrypoint
 
 
-def _health(params, executable):
+def _health(params, entrypoint):
     url = params["health_url"]
     if not url and params["ports"]:
         url = "http://127.0.0.1:%d/health" % params["ports"][0]
-    if not url or not executable:
+    if not url or not entrypoint:
         return None
-    return {"test": [os.path.join(recipes.APP_DIR, os.path.basename(executable)), "--check", url],
+    return {"test": entrypoint + ["--check", url],
             "interval": params["health_interval"], "timeout": params["health_timeout"],
             "retries": params["health_retries"]}
 
@@ -427,8 +455,7 @@ def plan_image(module):
         libraries = recipes.swift_runtime_libraries(runtime_dir)
         machine = elf_facts(libraries["libswiftCore.so"])["machine"]
         resolved = dict(libraries)
-        for path in libraries.values():
-            resolved.update(recipes.resolve_libraries(elf_facts(path)))
+        resolved.update(recipes.resolve_libraries([recipes.dynamic_info(p) for p in libraries.values()], machine))
         ld_so = next((p for name, p in resolved.items() if name.startswith("ld-linux") or name.startswith("ld64")), None)
         anchor = {"machine": machine, "interpreter": _interpreter_path(ld_so, machine)}
         runtime = recipes.library_entries(anchor, resolved, swift_dir=runtime_dir)
@@ -446,6 +473,8 @@ def plan_image(module):
         layers = {"base": recipes.base_entries(params["user"], params["ca_bundle"],
                                                params["zoneinfo"] if tzdata else None),
                   "runtime": runtime}
+        layers["runtime"].append(recipes.sbom_entry(params["name"], list(layers.values()), _epoch(params),
+                                                    path=recipes.RUNTIME_SBOM_PATH))
         config = recipes.image_config(params["user"], None, params["command"], dict(env, **params["env"]),
                                       _labels(params, "runtime-base", None, swift_version), params["ports"], None)
         return dict(recipe="runtime-base", link_mode=None, swift_version=swift_version, platform=platform,
@@ -468,11 +497,12 @@ def plan_image(module):
     if recipe != "runtime-base":
         layers["base"] = recipes.base_entries(params["user"], params["ca_bundle"],
                                               params["zoneinfo"] if tzdata else None)
+    entrypoint = [os.path.join(recipes.APP_DIR, os.path.basename(executable))]
     if recipe == "scratch-bag":
         if link_mode == "dynamic":
-            layers["runtime"] = _bag_layers(params, facts)
+            layers["runtime"], layers["app"], entrypoint = _bag_layers(params, facts)
         else:
-            layers["runtime"] = recipes.library_entries(facts, recipes.resolve_libraries(facts))
+            layers["runtime"] = recipes.library_entries(facts, recipes.resolve_libraries([facts], facts["machine"]))
     elif recipe == "runtime-base":
         if params["format"] == "context":
             base_image = params["base_image"]
@@ -498,11 +528,12 @@ def plan_image(module):
                                "matching host" % (params["base"], inherited.config.get("architecture"), executable,
                                                   platform))
         env["LD_LIBRARY_PATH"] = recipes.SWIFT_RUNTIME_DIR
-    layers["app"] = recipes.app_entries(executable, params["resources"], backtracer)
-    entrypoint = [os.path.join(recipes.APP_DIR, os.path.basename(executable))]
+    if "app" not in layers:
+        layers["app"] = recipes.app_entries(executable, params["resources"], backtracer)
+    layers["app"].append(recipes.sbom_entry(params["name"], list(layers.values()), _epoch(params)))
     config = recipes.image_config(params["user"], entrypoint, params["command"], dict(env, **params["env"]),
                                   _labels(params, recipe, link_mode, swift_version), params["ports"],
-                                  _health(params, executable))
+                                  _health(params, entrypoint))
     return dict(recipe=recipe, link_mode=link_mode, swift_version=swift_version, platform=platform, layers=layers,
                 config=config, base=inherited, base_image=base_image, tag_default="latest")
 
@@ -612,10 +643,8 @@ def main():
     if params["format"] == "context" and params["push"]:
         module.fail_json(msg="format=context writes a Docker build context, which cannot be pushed; use format "
                              "oci-layout or archive with push=true")
-    epoch = params["source_date_epoch"]
-    if epoch is None:
-        epoch = int(os.environ.get("SOURCE_DATE_EPOCH") or 0)
     try:
+        epoch = _epoch(params)
         plan = plan_image(module)
         tag = params["tag"] or plan["tag_default"]
         registry, repository, tag = parse_name(params["name"], tag)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -247,13 +246,12 @@ def test_daemonless_image_runs_locked_down_and_is_reproducible(engine, runtime_b
     again = oci_image({**ref_args, "dest": str(tmp_path / "a.tar")})
     assert not again["changed"] and again["digest"] == first["digest"]
 
-    files = set(first["files"])
+    files = set(first["files"])  # the image's own layers: for runtime-base only the app layer
     assert "bin/sh" not in files and "bin" not in files
-    assert {"etc/passwd", "etc/group", "tmp", "etc/ssl/certs/ca-certificates.crt", f"app/{product}"} <= files
     roles = [layer["role"] for layer in first["layers"]]
     assert roles[-1] == "app" and (mode == "static_executable" or "runtime" in roles or "inherited" in roles)
     if mode != "dynamic":
-        assert (f"app/swift-backtrace-static" in files)
+        assert "app/swift-backtrace-static" in files
     for bundle in product_of(fixture, mode, product)["resources"]:
         assert f"app/{Path(bundle).name}" in files
 
@@ -269,6 +267,7 @@ def test_daemonless_image_runs_locked_down_and_is_reproducible(engine, runtime_b
         assert config["ExposedPorts"] == {f"{port}/tcp": {}}
         assert config["Healthcheck"]["Test"] == ["CMD", f"/app/{product}", "--check", f"http://127.0.0.1:{port}/health"]
     listing = image_listing(engine, ref)
+    assert {"etc/passwd", "etc/group", "tmp", "etc/ssl/certs/ca-certificates.crt", f"app/{product}"} <= set(listing)
     assert listing["tmp"][1] == 0o1777
     assert "bin/sh" not in listing and "usr/bin/sh" not in listing
     check_runs(engine, ref, product, port)
@@ -310,3 +309,215 @@ def test_docker_builder_gives_the_same_files_and_runs(engine, runtime_base, dock
 
     rerun = run_role(tmp_path / "role", role_vars)
     assert rerun["id"] == built["id"] and rerun["changed_tasks"] == "0"
+
+
+# ---- dynamic builds in scratch with their scope-all bag ------------------------------------------
+
+DYNAMIC = [(f, p) for f in PRODUCTS for p in PRODUCTS[f]]
+
+
+@pytest.mark.parametrize(("fixture", "product"), DYNAMIC)
+def test_dynamic_build_with_its_bag_in_scratch_both_builders(engine, tmp_path, fixture, product):
+    built = product_of(fixture, "dynamic", product)
+    bag = tmp_path / "bag"
+    bagged = run_module("shared_objects", {"executables": [built["path"]], "dest": str(bag), "scope": "all",
+                                           "resources": built["resources"]})
+    assert not bagged.get("failed"), bagged.get("msg")
+    port = free_port()
+    args = {**image_args(fixture, "dynamic", product, port), "bag": str(bag), "resources": []}
+    tag = "bag-" + tag_of(fixture, "dynamic", product)
+    first = oci_image({**args, "name": PREFIX + "oci", "tag": tag, "format": "archive", "dest": str(tmp_path / "a.tar")})
+    second = oci_image({**args, "name": PREFIX + "oci", "tag": tag, "format": "archive", "dest": str(tmp_path / "b.tar")})
+    assert first["recipe"] == "scratch-bag" and first["digest"] == second["digest"]
+    assert [layer["role"] for layer in first["layers"]] == ["base", "runtime", "app"]
+    assert "bin/sh" not in first["files"] and f"app/bin/{product}" not in first["files"], "no sh, no sh launcher"
+    engine.images.load((tmp_path / "a.tar").read_bytes())
+    check_runs(engine, first["reference"], product, port)
+
+    role_vars = {"image_executable": built["path"], "image_bag": str(bag), "image_name": PREFIX + "docker",
+                 "image_tag": tag, "image_ports": args.get("ports", []), "image_health_interval": 1,
+                 "image_source": args["source"], "image_revision": args["revision"],
+                 "image_work_dir": str(tmp_path / "work")}
+    docker_built = run_role(tmp_path / "role", role_vars)
+    assert image_listing(engine, docker_built["reference"]) == image_listing(engine, first["reference"])
+    check_runs(engine, docker_built["reference"], product, port)
+
+
+# ---- registry: push over the distribution API, pull back with Docker ------------------------------
+
+def test_push_to_a_registry_then_pull_and_run(engine, registry, tmp_path):
+    port = free_port()
+    name = f"{registry.host}/{PREFIX}http-service"
+    args = {**image_args("http-service", "static_executable", "http-service", port), "name": name, "tag": "1.0.0",
+            "push": True, "format": "archive", "dest": str(tmp_path / "image.tar")}
+    planned = run_module("oci_image", args, check_mode=True)
+    assert planned["changed"] and not (tmp_path / "image.tar").exists()
+    pushed = oci_image(args)
+    assert pushed["changed"] and pushed["pushed"]
+    again = oci_image(args)
+    assert not again["changed"] and not again["pushed"] and again["digest"] == pushed["digest"]
+
+    inspected = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{name}:1.0.0"],
+                               capture_output=True, text=True, check=True)
+    assert json.loads(inspected.stdout)["Digest"] == pushed["digest"]
+
+    pulled = engine.images.pull(name, tag="1.0.0")
+    assert pulled.id == pushed["image_id"]
+    check_runs(engine, f"{name}:1.0.0", "http-service", port)
+
+
+def test_push_with_credentials(auth_registry):
+    name = f"{auth_registry.host}/{PREFIX}hello"
+    args = {"executable": product_of("hello", "static_executable", "hello")["path"], "name": name, "push": True,
+            "registry_username": auth_registry.username, "registry_password": auth_registry.password}
+    assert oci_image(args)["pushed"]
+    assert not oci_image(args)["changed"]
+
+
+def test_runtime_base_app_push_uploads_only_the_app_layer(engine, registry, runtime_base):
+    base = runtime_base["result"]
+    name = f"{registry.host}/{PREFIX}runtime-app"
+    common = {"base": str(runtime_base["layout"]), "name": name, "push": True, "source_date_epoch": EPOCH}
+    first = oci_image({**common, "executable": product_of("hello", "dynamic", "hello")["path"], "tag": "hello"})
+    counter = oci_image({**common, "executable": product_of("multi-exec", "dynamic", "counter")["path"],
+                         "tag": "counter"})
+    shared = [layer["digest"] for layer in first["layers"] if layer["role"] == "inherited"]
+    assert shared == [layer["digest"] for layer in base["layers"]]
+    assert shared == [layer["digest"] for layer in counter["layers"] if layer["role"] == "inherited"]
+    assert [layer["role"] for layer in counter["layers"]][-1:] == ["app"] and len(counter["layers"]) == len(shared) + 1
+
+
+# ---- bad inputs: one sentence each, nothing written ---------------------------------------------
+
+def fails(args: dict, *needles: str, check_mode: bool = False) -> str:
+    result = run_module("oci_image", args, check_mode=check_mode)
+    assert result.get("failed"), result
+    assert "Traceback" not in result["msg"] and not result.get("exception")
+    for needle in needles:
+        assert needle in result["msg"], result["msg"]
+    return result["msg"]
+
+
+def hello_args(tmp_path, **extra) -> dict:
+    return {"executable": product_of("hello", "static_executable", "hello")["path"], "name": PREFIX + "hello",
+            "dest": str(tmp_path / "out"), **extra}
+
+
+def test_daemonless_build_needs_no_engine(tmp_path):
+    env = {**tool_env(), "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    cmd = [str(REPO / ".venv" / "bin" / "ansible"), "localhost", "-c", "local", "-i", "localhost,", "-e",
+           "ansible_python_interpreter={{ ansible_playbook_python }}", "-m", "swiftlinux.deploy.oci_image",
+           "-a", json.dumps(hello_args(tmp_path))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stdout
+    assert (tmp_path / "out" / "index.json").is_file()
+
+
+def test_docker_builder_without_an_engine_says_what_to_do(tmp_path):
+    result = run_role(tmp_path, {"image_executable": product_of("hello", "static_executable", "hello")["path"],
+                                 "image_name": PREFIX + "no-engine", "image_work_dir": str(tmp_path / "work")},
+                      env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}, expect_failure=True)
+    assert "The Docker engine does not answer" in result["output"] and "image_builder=oci" in result["output"]
+    assert not (tmp_path / "work").exists()
+
+
+def test_unreachable_registry(tmp_path):
+    closed = free_port()
+    fails({**hello_args(tmp_path), "name": f"127.0.0.1:{closed}/{PREFIX}hello", "push": True},
+          f"cannot reach registry 127.0.0.1:{closed}", "check that it runs")
+    assert not (tmp_path / "out").exists()
+
+
+def test_registry_refuses_the_credentials(auth_registry, tmp_path):
+    base = {**hello_args(tmp_path), "name": f"{auth_registry.host}/{PREFIX}hello", "push": True}
+    fails({**base, "registry_username": auth_registry.username, "registry_password": "wrong"},
+          "refused the credentials of user swiftlinux", "registry_password")
+    fails(base, "needs credentials", "registry_username")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("tag", ["Bad Tag!", "-leading-dash", "x" * 129])
+def test_invalid_tag(tmp_path, tag):
+    fails(hello_args(tmp_path, tag=tag), "image tag", "is not valid")
+    assert not (tmp_path / "out").exists()
+
+
+def test_invalid_name(tmp_path):
+    fails(hello_args(tmp_path, name="Upper/Case"), "image name 'Upper/Case' is not valid")
+
+
+def test_architecture_that_differs_from_the_platform(tmp_path):
+    fails(hello_args(tmp_path, platform="linux/arm64"), "built for x86_64 (linux/amd64)",
+          "platform linux/arm64 was requested", "set platform to linux/amd64")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture()
+def resource_bundle_copy(tmp_path) -> Path:
+    source = Path(product_of("resources", "static_executable", "resource-reader")["resources"][0])
+    bundle = tmp_path / source.name
+    shutil.copytree(source, bundle)
+    return bundle
+
+
+def resource_args(tmp_path, bundle: Path) -> dict:
+    return {"executable": product_of("resources", "static_executable", "resource-reader")["path"],
+            "resources": [str(bundle)], "name": PREFIX + "resources", "dest": str(tmp_path / "out")}
+
+
+def test_absolute_symlink_out_of_the_bundle_is_refused(tmp_path, resource_bundle_copy):
+    (resource_bundle_copy / "passwd").symlink_to("/etc/passwd")
+    fails(resource_args(tmp_path, resource_bundle_copy), "symlink passwd -> /etc/passwd", "outside the bundle")
+    assert not (tmp_path / "out").exists()
+
+
+def test_relative_symlink_out_of_the_bundle_is_refused(tmp_path, resource_bundle_copy):
+    (tmp_path / "secret").write_text("no")
+    (resource_bundle_copy / "escape").symlink_to("../secret")
+    fails(resource_args(tmp_path, resource_bundle_copy), "escape -> ../secret", "outside the bundle")
+
+
+def test_symlinks_inside_the_bundle_are_kept(engine, tmp_path, resource_bundle_copy):
+    (resource_bundle_copy / "alias.txt").symlink_to("greeting.txt")
+    (resource_bundle_copy / "absolute.json").symlink_to(resource_bundle_copy / "config.json")
+    result = oci_image({**resource_args(tmp_path, resource_bundle_copy), "format": "archive",
+                        "dest": str(tmp_path / "image.tar"), "tag": "links"})
+    engine.images.load((tmp_path / "image.tar").read_bytes())
+    listing = image_listing(engine, result["reference"])
+    bundle = f"app/{resource_bundle_copy.name}"
+    assert listing[f"{bundle}/alias.txt"] == (tarfile.SYMTYPE, 0o777, "greeting.txt")
+    assert listing[f"{bundle}/absolute.json"] == (tarfile.SYMTYPE, 0o777, "config.json"), "made relative"
+    check_runs(engine, result["reference"], "resource-reader", 0)
+
+
+def test_runtime_base_of_another_swift_version_is_refused(runtime_base, tmp_path):
+    fails({"executable": product_of("http-service", "dynamic", "http-service")["path"], "swift_version": "5.10.1",
+           "base": str(runtime_base["layout"]), "name": PREFIX + "mismatch", "dest": str(tmp_path / "out")},
+          "built by Swift 5.10.1", f"holds Swift {runtime_base['result']['swift_version']}",
+          "build the runtime base image for Swift 5.10.1")
+    assert not (tmp_path / "out").exists()
+
+
+def test_docker_builder_refuses_a_runtime_base_of_another_swift_version(docker_runtime_base, tmp_path):
+    result = run_role(tmp_path, {"image_executable": product_of("hello", "dynamic", "hello")["path"],
+                                 "image_swift_version": "5.10.1", "image_base_image": docker_runtime_base,
+                                 "image_name": PREFIX + "mismatch", "image_work_dir": str(tmp_path / "work")},
+                      expect_failure=True)
+    assert "was built by Swift 5.10.1 but the runtime base image" in result["output"]
+
+
+def test_static_recipe_for_a_dynamic_build_is_refused(tmp_path):
+    fails({"executable": product_of("hello", "static_stdlib", "hello")["path"], "recipe": "scratch-static",
+           "name": PREFIX + "x", "dest": str(tmp_path / "out")},
+          "static_stdlib build", "cannot run alone in a scratch-static image", "scratch-bag")
+
+
+def test_dynamic_scratch_bag_without_a_bag_says_how_to_make_one(tmp_path):
+    fails({"executable": product_of("hello", "dynamic", "hello")["path"], "recipe": "scratch-bag",
+           "name": PREFIX + "x", "dest": str(tmp_path / "out")}, "shared_objects with scope=all", "runtime-base")
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    result = run_module("oci_image", hello_args(tmp_path), check_mode=True)
+    assert result["changed"] and result["digest"].startswith("sha256:")
+    assert not (tmp_path / "out").exists()

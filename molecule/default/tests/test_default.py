@@ -1,4 +1,4 @@
-"""The smoke scenario: each test host booted systemd as PID 1 and the trivial role recorded its facts."""
+"""The default (smoke) scenario: each test host booted systemd as PID 1 and the trivial role recorded its facts."""
 import json
 
 GLIBC_BY_SUITE = {"trixie": "2.41", "bookworm": "2.36", "bullseye": "2.31"}

@@ -1,0 +1,186 @@
+"""Unit tests for _oci (layers, digests, layout, references) and _image_recipe's file rules, on real files."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _image_recipe as recipes
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
+    Image, Layer, LoadedImage, OciError, dir_entry, existing_digest, file_entry, parse_name, symlink_entry,
+    tree_entries, write_archive, write_layout,
+)
+
+
+def members(layer: Layer) -> list[tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(layer.tar)) as archive:
+        return archive.getmembers()
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    root = tmp_path / "tree"
+    (root / "b").mkdir(parents=True)
+    (root / "b" / "z.txt").write_text("z")
+    (root / "a.txt").write_text("a")
+    (root / "link").symlink_to("a.txt")
+    os.chmod(root / "a.txt", 0o600)
+    return root
+
+
+def test_layer_tar_is_sorted_owned_by_root_and_stamped_with_one_time(tree):
+    layer = Layer(tree_entries(str(tree), "/app") + [file_entry("etc/passwd", data=b"x\n")], 1234, "app")
+    infos = members(layer)
+    names = [info.name.rstrip("/") for info in infos]
+    assert names == sorted(names)
+    assert names == ["app", "app/a.txt", "app/b", "app/b/z.txt", "app/link", "etc", "etc/passwd"]
+    assert {(i.uid, i.gid, i.uname, i.gname, i.mtime) for i in infos} == {(0, 0, "", "", 1234)}
+    by_name = {info.name.rstrip("/"): info for info in infos}
+    assert by_name["app/a.txt"].mode == 0o600 and by_name["app/link"].linkname == "a.txt"
+    assert by_name["etc"].isdir() and by_name["etc"].mode == 0o755, "parents are added"
+
+
+def test_same_inputs_same_digests_whatever_the_file_times(tree):
+    first = Layer(tree_entries(str(tree), "/app"), 0, "app")
+    os.utime(tree / "a.txt", (1, 1))
+    second = Layer(tree_entries(str(tree), "/app"), 0, "app")
+    assert (first.digest, first.diff_id) == (second.digest, second.diff_id)
+    assert Layer(tree_entries(str(tree), "/app"), 1, "app").digest != first.digest
+
+
+def test_gzip_header_has_no_name_and_no_time(tree):
+    blob = Layer(tree_entries(str(tree), "/app"), 0, "app").blob
+    assert blob[:3] == b"\x1f\x8b\x08"
+    assert blob[3] & 0x08 == 0, "FNAME flag must be clear"
+    assert blob[4:8] == b"\0\0\0\0", "MTIME must be zero"
+    assert gzip.decompress(blob)
+
+
+def test_sticky_tmp_and_symlinks_survive():
+    layer = Layer([dir_entry("tmp", 0o1777), symlink_entry("lib64/ld.so", "../usr/lib/ld.so")], 0, "base")
+    by_name = {info.name.rstrip("/"): info for info in members(layer)}
+    assert by_name["tmp"].mode == 0o1777
+    assert by_name["lib64/ld.so"].issym() and by_name["lib64/ld.so"].linkname == "../usr/lib/ld.so"
+
+
+def make_image(tmp_path, epoch=0) -> Image:
+    layers = [Layer([file_entry("etc/passwd", data=b"root\n")], epoch, "base"),
+              Layer([file_entry("app/x", data=b"\x7fELF", mode=0o755)], epoch, "app")]
+    return Image(layers, "amd64", {"User": "65532:65532", "Entrypoint": ["/app/x"]}, epoch)
+
+
+def test_image_config_and_manifest(tmp_path):
+    image = make_image(tmp_path, epoch=86400)
+    assert image.config["created"] == "1970-01-02T00:00:00Z"
+    assert image.config["rootfs"]["diff_ids"] == [layer.diff_id for layer in image.layers]
+    assert [d["digest"] for d in image.manifest["layers"]] == [layer.digest for layer in image.layers]
+    assert image.digest == make_image(tmp_path, epoch=86400).digest
+    assert image.digest != make_image(tmp_path, epoch=0).digest
+
+
+def test_layout_and_archive_hold_the_same_image(tmp_path):
+    image = make_image(tmp_path)
+    write_layout(str(tmp_path / "layout"), image, "1.0", ["x/y:1.0"])
+    write_archive(str(tmp_path / "image.tar"), image, "1.0", ["x/y:1.0"], 0)
+    assert existing_digest(str(tmp_path / "layout")) == image.digest == existing_digest(str(tmp_path / "image.tar"))
+    with tarfile.open(tmp_path / "image.tar") as archive:
+        docker_manifest = json.load(archive.extractfile("manifest.json"))
+        assert docker_manifest[0]["RepoTags"] == ["x/y:1.0"]
+        assert archive.getnames() == sorted(archive.getnames())
+    loaded = LoadedImage(str(tmp_path / "layout"))
+    assert loaded.digest == image.digest and loaded.diff_ids() == image.diff_ids()
+    on_top = Image([Layer([file_entry("app/y", data=b"y")], 0, "app")], "amd64", {}, 0, base=loaded)
+    assert on_top.manifest["layers"][:2] == image.manifest["layers"]
+    assert on_top.blob(image.layers[0].digest) == image.layers[0].blob
+
+
+def test_archive_is_byte_identical_when_rebuilt(tmp_path):
+    write_archive(str(tmp_path / "a.tar"), make_image(tmp_path), "1", ["x:1"], 0)
+    write_archive(str(tmp_path / "b.tar"), make_image(tmp_path), "1", ["x:1"], 0)
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+
+
+def test_not_a_layout_is_one_sentence(tmp_path):
+    with pytest.raises(OciError, match="is not a readable OCI image layout"):
+        LoadedImage(str(tmp_path))
+    assert existing_digest(str(tmp_path / "missing")) is None
+
+
+@pytest.mark.parametrize(("name", "tag", "expected"), [
+    ("team/api", "1.0", (None, "team/api", "1.0")),
+    ("api", "latest", (None, "api", "latest")),
+    ("127.0.0.1:5000/team/api", "v2_rc.1", ("127.0.0.1:5000", "team/api", "v2_rc.1")),
+    ("localhost/api", "x", ("localhost", "api", "x")),
+    ("registry.example.com/a/b-c__d", "X", ("registry.example.com", "a/b-c__d", "X")),
+])
+def test_valid_references(name, tag, expected):
+    assert parse_name(name, tag) == expected
+
+
+@pytest.mark.parametrize(("name", "tag", "message"), [
+    ("Team/api", "1", "image name"), ("team//api", "1", "image name"), ("", "1", "image name"),
+    ("team/api", "", "image tag"), ("team/api", "a b", "image tag"), ("team/api", ".x", "image tag"),
+    ("team/api", "x" * 129, "image tag"),
+])
+def test_invalid_references(name, tag, message):
+    with pytest.raises(OciError, match=message):
+        parse_name(name, tag)
+
+
+# ---- _image_recipe: what goes in, decided from files and facts ---------------------------------------
+
+def test_resource_symlinks_inside_are_kept_absolute_ones_made_relative(tmp_path):
+    bundle = tmp_path / "x.resources"
+    (bundle / "sub").mkdir(parents=True)
+    (bundle / "sub" / "data.txt").write_text("d")
+    (bundle / "rel").symlink_to("sub/data.txt")
+    (bundle / "abs").symlink_to(bundle / "sub" / "data.txt")
+    entries = {e.path: e for e in recipes.resource_entries(str(bundle), "/app/x.resources")}
+    assert entries["app/x.resources/rel"].target == "sub/data.txt"
+    assert entries["app/x.resources/abs"].target == "sub/data.txt"
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../outside"])
+def test_resource_symlinks_out_of_the_bundle_are_refused(tmp_path, target):
+    bundle = tmp_path / "x.resources"
+    bundle.mkdir()
+    (tmp_path / "outside").write_text("o")
+    (bundle / "escape").symlink_to(target)
+    with pytest.raises(OciError, match="points outside the bundle"):
+        recipes.resource_entries(str(bundle), "/app/x.resources")
+
+
+def test_base_files_have_the_nonroot_user_and_a_sticky_tmp(tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("cert")
+    entries = {e.path: e for e in recipes.base_entries(65532, str(ca), None)}
+    assert b"nonroot:x:65532:65532:" in entries["etc/passwd"].data
+    assert b"nonroot:x:65532:" in entries["etc/group"].data
+    assert entries["tmp"].mode == 0o1777
+    assert "usr/share/zoneinfo" not in entries
+    with pytest.raises(OciError, match="CA bundle"):
+        recipes.base_entries(65532, str(tmp_path / "none"), None)
+
+
+@pytest.mark.parametrize(("facts", "have_bag", "recipe"), [
+    ({"linkage": "static", "needed": [], "swift_runtime": "static"}, False, "scratch-static"),
+    ({"linkage": "static-pie", "needed": [], "swift_runtime": "static"}, False, "scratch-static"),
+    ({"linkage": "dynamic", "needed": ["libc.so.6"], "swift_runtime": "static"}, False, "scratch-bag"),
+    ({"linkage": "dynamic", "needed": ["libswiftCore.so"], "swift_runtime": "dynamic"}, False, "runtime-base"),
+    ({"linkage": "dynamic", "needed": ["libswiftCore.so"], "swift_runtime": "dynamic"}, True, "scratch-bag"),
+])
+def test_recipe_follows_the_link_mode(facts, have_bag, recipe):
+    assert recipes.choose_recipe(facts, have_bag) == recipe
+
+
+def test_healthcheck_and_ports_in_the_config():
+    config = recipes.image_config(65532, ["/app/x"], [], {"B": "2", "A": "1"}, {"l": "v"}, [8080, 80],
+                                  {"test": ["/app/x", "--check", "http://127.0.0.1:8080/health"],
+                                   "interval": 2, "timeout": 1, "retries": 3})
+    assert config["Env"] == ["A=1", "B=2"] and config["User"] == "65532:65532"
+    assert list(config["ExposedPorts"]) == ["80/tcp", "8080/tcp"]
+    assert config["Healthcheck"]["Test"][0] == "CMD" and config["Healthcheck"]["Interval"] == 2 * 10**9
