@@ -5,10 +5,12 @@ never a skip.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,62 @@ def built_fixture(fixture: str, mode: str) -> dict:
     if result.get("failed"):
         raise AssertionError(f"swift_build of {fixture} ({mode}) failed: {result.get('msg')}")
     return result
+
+
+# ---- systemd test hosts ---------------------------------------------------------------------
+
+SYSTEMD_HOST = dict(  # systemd as PID 1 without privileged mode; see .config/molecule/config.yml
+    command="/lib/systemd/systemd", network_mode="none", cap_add=["SYS_ADMIN"], cgroupns="host",
+    volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
+    labels={"swiftlinux.test": "pytest"}, detach=True,
+)
+
+
+def start_systemd_host(name: str, suite: str = "bookworm", tmpfs: dict | None = None):
+    """Boot a test host container and wait until systemd reports running; the caller removes it."""
+    import docker  # the SDK is in the venv; imported here so plain unit tests do not need an engine
+
+    client = docker.from_env()
+    for old in client.containers.list(all=True, filters={"name": f"^{name}$"}):
+        old.remove(force=True)
+    mounts = {"/run": "", "/run/lock": "", "/tmp": "", **(tmpfs or {})}
+    container = client.containers.run(f"swiftlinux-testhost:{suite}", name=name, tmpfs=mounts, **SYSTEMD_HOST)
+    deadline = time.monotonic() + 90
+    while True:  # the bus needs a moment before systemctl can even ask
+        state = container.exec_run("systemctl is-system-running --wait").output.decode().strip()
+        if state in ("running", "degraded") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert state in ("running", "degraded"), f"{name} did not boot: {state}"
+    return container
+
+
+@dataclasses.dataclass
+class PlayResult:
+    rc: int
+    output: str
+    failures: list[str]  # the msg of every failed task result, in order
+    changed: int  # the host's changed count from the recap
+
+
+def run_playbook(playbook: Path, host: str, extra_vars: dict, *, check: bool = False,
+                 timeout: int = 600) -> PlayResult:
+    """Run a playbook against one docker-connected test host through the docker connection."""
+    inventory = BUILD_CACHE / f"inventory-{host}.yml"
+    inventory.parent.mkdir(parents=True, exist_ok=True)
+    inventory.write_text(json.dumps({"all": {"hosts": {host: {
+        "ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}}}}))
+    env = tool_env()
+    env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    cmd = ["ansible-playbook", "-i", str(inventory), str(playbook), "-e", json.dumps(extra_vars)]
+    if check:
+        cmd += ["--check", "--diff"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout, check=False)
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:  # ansible stopped before the play, e.g. on bad arguments
+        return PlayResult(proc.returncode, proc.stdout + proc.stderr, [proc.stderr[-2000:]], -1)
+    failures = [result.get("msg", "") for play in report["plays"] for task in play["tasks"]
+                for result in task["hosts"].values() if result.get("failed")]
+    changed = report.get("stats", {}).get(host, {}).get("changed", -1)
+    return PlayResult(proc.returncode, proc.stdout + proc.stderr, failures, changed)

@@ -77,7 +77,7 @@ class Plan:
         self.executables = []   # dicts: name, source, facts, closure
         self.extras = []        # dicts: name, source, facts, closure
         self.libraries = {}     # name -> dict: name, source (as found), real, facts, category, bagged, for
-        self.host_libraries = []
+        self.system_libraries = []
         self.runtime_problems = []
         self.warnings = []
         self.machine = None
@@ -175,7 +175,7 @@ def _collect(plan, get_facts):
             _add_library(plan, name, found, get_facts, item["name"], forced=False)
     for extra in plan.extras:
         _add_library(plan, extra["name"], extra["given"], get_facts, "extra_libraries", forced=True)
-    plan.host_libraries = sorted(name for name, lib in plan.libraries.items() if not lib["bagged"])
+    plan.system_libraries = sorted(name for name, lib in plan.libraries.items() if not lib["bagged"])
 
 
 def _add_library(plan, name, found, get_facts, requester, forced):

@@ -114,6 +114,13 @@ command:
   type: list
   elements: str
   sample: [http-service]
+entrypoint:
+  description:
+    - One file, relative to the release directory, that starts the program with no extra arguments; for a bag with
+      scope V(all) it is the launcher script, which needs C(/bin/sh) on the host.
+  returned: always
+  type: str
+  sample: bin/http-service
 release_id:
   description: First 16 hex digits of a sha256 over the file list and checksums.
   returned: always
@@ -192,7 +199,7 @@ def _single_executable(path, manifest, executable, include_debug):
     return dict(kind="executable", link_mode=mode, scope=None, executable=executable,
                 architecture=elf["machine"], glibc_required=elf["glibc_required"],
                 glibcxx_required=elf["glibcxx_required"], system_libraries=elf["needed"],
-                command=[executable], expected={executable: product["sha256"]},
+                command=[executable], entrypoint=executable, expected={executable: product["sha256"]},
                 shipped=[f for rel in shipped for f in _tree(path, rel)])
 
 
@@ -215,6 +222,7 @@ def _bag(path, manifest, executable):
                 glibcxx_required=None if own_libc else manifest.get("glibcxx_required"),
                 system_libraries=[] if own_libc else needed,
                 command=list(manifest.get("launch", {}).get(executable) or [os.path.join("bin", executable)]),
+                entrypoint=os.path.join("bin", executable),
                 expected={f["path"]: f["sha256"] for f in manifest["files"]},
                 shipped=[f["path"] for f in manifest["files"]])
 

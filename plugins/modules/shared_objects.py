@@ -206,7 +206,7 @@ manifest:
     glibc_bundled:
       description: Version of the glibc in the bag (scope V(all)), else null.
       type: str
-    host_libraries:
+    system_libraries:
       description: Libraries the programs load that the bag leaves to the host.
       type: list
       elements: str
@@ -334,7 +334,7 @@ def _manifest(module, plan, fingerprint, files, links, launch):
         "architecture": plan.machine,
         "executables": [e["name"] for e in plan.executables],
         "libraries": [lib["name"] for lib in bagged],
-        "host_libraries": plan.host_libraries,
+        "system_libraries": plan.system_libraries,
         "files": [{k: f[k] for k in _MANIFEST_FILE_KEYS} for f in sorted(files, key=lambda f: f["path"])],
         "links": sorted(links, key=lambda link: link["path"]),
         "glibc_required": glibc,

@@ -175,7 +175,7 @@ def test_scope_all_bag_runs_on_bullseye_through_the_bundled_loader(bag, engine, 
     manifest, dest = result["manifest"], Path(result["dest"])
     assert manifest["interpreter"] == "lib/ld-linux-x86-64.so.2"
     assert manifest["launch"][exe] == ["lib/ld-linux-x86-64.so.2", "--library-path", "lib", "--argv0",
-                                                  f"bin/{exe}", f"libexec/{exe}"]
+                                       f"bin/{exe}", f"libexec/{exe}"]
     kinds = {f["path"]: f["kind"] for f in manifest["files"]}
     assert kinds[f"bin/{exe}"] == "launcher" and kinds[f"libexec/{exe}"] == "executable"
     assert kinds["lib/ld-linux-x86-64.so.2"] == "loader"
@@ -251,7 +251,7 @@ def test_scope_swift_bags_only_the_toolchain_and_names_what_the_host_must_provid
     manifest = bag("networking", "swift")["manifest"]
     assert all(name.startswith(("libswift", "libFoundation", "lib_Foundation", "libdispatch", "libBlocksRuntime"))
                for name in manifest["libraries"])
-    assert {"libcurl.so.4", "libxml2.so.2", "libstdc++.so.6"} <= set(manifest["host_libraries"])
+    assert {"libcurl.so.4", "libxml2.so.2", "libstdc++.so.6"} <= set(manifest["system_libraries"])
 
 
 def test_manifest_records_every_file_and_the_sbom_matches(bag):
@@ -440,3 +440,21 @@ def test_ldd_refuses_a_binary_it_would_have_to_run_with_a_foreign_loader(tmp_pat
     assert result["manifest"]["architecture"] == "aarch64" and result["libraries"] == []
     fails({"executables": [str(tmp_path / "a")], "scope": "all", "dest": str(tmp_path / "bag-all")},
           "/lib/ld-linux-aarch64.so.1 is not on this machine")
+
+
+def test_resource_symlinks_stay_inside_their_bundle(tmp_path):
+    product = products("resources")["resource-reader"]
+    bundle = tmp_path / Path(product["resources"][0]).name
+    shutil.copytree(product["resources"][0], bundle)
+    (bundle / "alias.txt").symlink_to("greeting.txt")
+    args = {"executables": [product["path"]], "resources": [str(bundle)], "dest": str(tmp_path / "bag")}
+    result = run_module("shared_objects", args)
+    assert not result.get("failed"), result.get("msg")
+    assert os.readlink(tmp_path / "bag" / "bin" / bundle.name / "alias.txt") == "greeting.txt"
+
+    (bundle / "escape").symlink_to("/etc/hostname")
+    fails(dict(args, dest=str(tmp_path / "bag2")), "outside its bundle", "escape")
+    (bundle / "escape").unlink()
+    (bundle / "loop").symlink_to("loop")
+    fails(dict(args, dest=str(tmp_path / "bag3")), "symlink loop")
+    assert not (tmp_path / "bag2").exists() and not (tmp_path / "bag3").exists()
