@@ -193,6 +193,9 @@ def main():
     install = not os.path.isdir(final)
     if install:
         staging = p["staging"]
+        if module.check_mode and not (staging and os.path.isdir(staging)):
+            result["changed"] = True  # in check mode the upload before this did not happen
+            module.exit_json(**result)
         if not staging or not os.path.isdir(staging):
             module.fail_json(msg="release %s is not installed under %s and no uploaded staging directory was given; "
                                  "upload the artifact first" % (release_id, releases), **result)
