@@ -157,14 +157,15 @@ def _sha256(path):
 
 
 def _tree(root, rel):
-    """Files under root/rel (a file or a directory), relative to root; symlinks are shipped as links."""
+    """Files and symlinks under root/rel (a file or a directory), relative to root; links are not followed."""
     full = os.path.join(root, rel)
     if not os.path.isdir(full) or os.path.islink(full):
-        return [rel]
+        return [os.path.normpath(rel)]
     found = []
     for current, dirs, files in os.walk(full):
-        dirs.sort()
-        found += [os.path.relpath(os.path.join(current, name), root) for name in sorted(files)]
+        links = [d for d in dirs if os.path.islink(os.path.join(current, d))]
+        dirs[:] = sorted(d for d in dirs if d not in links)
+        found += [os.path.relpath(os.path.join(current, name), root) for name in sorted(files + links)]
     return found
 
 
@@ -224,7 +225,8 @@ def _bag(path, manifest, executable):
                 command=list(manifest.get("launch", {}).get(executable) or [os.path.join("bin", executable)]),
                 entrypoint=os.path.join("bin", executable),
                 expected={f["path"]: f["sha256"] for f in manifest["files"]},
-                shipped=[f["path"] for f in manifest["files"]])
+                # The whole tree: SONAME links and bundle links are not in the manifest's file list.
+                shipped=_tree(path, "."))
 
 
 def describe(path, executable=None, include_debug=False):
