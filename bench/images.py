@@ -36,7 +36,7 @@ RUNS = 3
 
 
 def mib(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB"
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
 
 
 def oci_image(args: dict) -> dict:
@@ -138,8 +138,11 @@ def main() -> None:
                     result = oci_image(args)
                     size = loaded_size(client, archive, result["reference"])
                     app = sum(layer["size"] for layer in result["layers"] if layer["role"] == "app")
-                    note = f" (+ shared base {mib(base_size)})" if label == "runtime-base" else ""
-                    rows.append(f"| {fixture} | {mode} | {result['recipe']} | {mib(size)}{note} | "
+                    if label == "runtime-base":  # Docker's size includes the shared base; say what is new
+                        shown = f"{mib(size)} = shared base + {mib(size - base_size)}"
+                    else:
+                        shown = mib(size)
+                    rows.append(f"| {fixture} | {mode} | {result['recipe']} | {shown} | "
                                 f"{mib(result['size'])} | {mib(app)} | {mib(conventional)} |")
                     if fixture in ("http-service", "foundation-service") and label != "runtime-base":
                         timings.append(time_builders(client, work, args, f"{fixture} {mode} {result['recipe']}"))
