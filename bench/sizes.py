@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Measure what each link mode costs on disk, for every fixture, and write docs/sizes.md.
 
 Builds go through the real swift_build module (cached like the tests' builds). For dynamic builds the
