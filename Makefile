@@ -20,7 +20,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo test quick bootstrap system docker toolchain venv link test-hosts \
-        lint sanity pytest molecule clean bench-sizes
+        lint sanity pytest molecule clean bench-sizes bench-images
 
 help:
 	@echo "make demo    build the example service and show it answering /health"
@@ -86,6 +86,9 @@ molecule: bootstrap test-hosts
 	  echo "==> molecule test -s $$scenario"; \
 	  molecule test -s $$scenario || exit 1; \
 	done
+
+bench-images: bootstrap
+	$(PY) bench/images.py
 
 bench-sizes: bootstrap
 	$(PY) bench/sizes.py

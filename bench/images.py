@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Measure minimal image sizes per link mode against a conventional image, and time both builders.
 
 Writes docs/images-benchmark.md. In one run it:

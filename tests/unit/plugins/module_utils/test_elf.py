@@ -30,6 +30,7 @@ FACT_KEYS = {
     "path", "machine", "elf_class", "endianness", "elf_type", "interpreter", "needed", "rpath", "runpath",
     "soname", "linkage", "glibc_required", "glibcxx_required", "cxxabi_required", "version_needs",
     "swift_runtime", "build_id", "debuglink", "has_debug_info", "stripped", "sha256", "size",
+    "version_definitions", "glibc_provided", "glibcxx_provided",
 }
 
 SWIFT_SOURCES = {
