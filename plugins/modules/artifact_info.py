@@ -138,6 +138,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file
+
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import GLIBC_FAMILY, LINK_MODES
 
 BUILD_MANIFEST = "swift_build.json"
@@ -146,14 +148,6 @@ BAG_MANIFEST = "bag.json"
 
 class ArtifactError(Exception):
     """A sentence for fail_json."""
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _tree(root, rel):
@@ -250,7 +244,7 @@ def describe(path, executable=None, include_debug=False):
         if os.path.islink(full):
             links[rel] = os.readlink(full)  # e.g. a SONAME link in a bag; its target carries the checksum
             continue
-        files[rel] = _sha256(full)
+        files[rel] = sha256_file(full)
         if rel in info["expected"] and info["expected"][rel] != files[rel]:
             changed.append(rel)
     if changed:

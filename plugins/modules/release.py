@@ -100,22 +100,15 @@ pruned:
   elements: str
 """
 
-import hashlib
 import os
 import re
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file
+
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _mismatches(directory, files):
@@ -124,7 +117,7 @@ def _mismatches(directory, files):
         full = os.path.join(directory, rel)
         if not os.path.isfile(full):
             bad.append("%s (missing)" % rel)
-        elif _sha256(full) != expected:
+        elif sha256_file(full) != expected:
             bad.append("%s (checksum mismatch)" % rel)
     return bad
 

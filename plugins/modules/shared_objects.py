@@ -237,6 +237,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import unwritable_reason
+
 try:
     from ansible_collections.swiftlinux.deploy.plugins.module_utils import _bag
     from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import HAS_ELFTOOLS, ElfError
@@ -270,15 +272,9 @@ def _check_dest(module, dest, inputs, resources):
     if os.path.isdir(dest) and os.listdir(dest) and not os.path.isfile(os.path.join(dest, MANIFEST)):
         module.fail_json(msg="dest %s is not empty and holds no %s, so it is not a bag this module made; choose a new "
                              "or empty directory" % (dest, MANIFEST))
-    parent = dest
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    # Probe for real: permission bits say nothing for root or read-only mounts.
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".shared_objects-probe-", dir=parent))
-    except OSError as exc:
-        module.fail_json(msg="dest %s cannot be written (%s in %s); choose a writable directory"
-                             % (dest, exc.strerror or exc, parent))
+    reason = unwritable_reason(dest)
+    if reason:
+        module.fail_json(msg="dest %s cannot be written (%s); choose a writable directory" % (dest, reason))
 
 
 def _previous(dest):

@@ -220,6 +220,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _swift
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file, unwritable_reason
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import LINK_MODE_FLAGS, link_mode_problem
 
 try:
@@ -270,15 +271,9 @@ def _check_package(module, package_path):
 def _check_dest(module, dest):
     if os.path.exists(dest) and not os.path.isdir(dest):
         module.fail_json(msg="dest %s exists and is not a directory; choose a directory for the build output" % dest)
-    parent = dest
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    # Probe for real: permission bits say nothing for root, read-only mounts or /proc.
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".swift_build-probe-", dir=parent))
-    except OSError as exc:
-        module.fail_json(msg="dest %s cannot be written (%s in %s); choose a writable directory"
-                             % (dest, exc.strerror or exc, parent))
+    reason = unwritable_reason(dest)
+    if reason:
+        module.fail_json(msg="dest %s cannot be written (%s); choose a writable directory" % (dest, reason))
 
 
 def _select_products(module, description):
@@ -343,14 +338,6 @@ def _explain_build_failure(params, output):
     return BuildError("swift build failed:\n" + "\n".join(lines or output.strip().splitlines()[-20:]))
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fingerprint(module, run, swift, version, scratch):
     params = module.params
     paths = _swift.package_paths(run, swift, params["package_path"])
@@ -372,7 +359,7 @@ def _previous(dest):
 def _up_to_date(previous, fingerprint):
     if not previous or previous.get("fingerprint") != fingerprint:
         return False
-    return all(os.path.isfile(p["path"]) and _sha256(p["path"]) == p["sha256"]
+    return all(os.path.isfile(p["path"]) and sha256_file(p["path"]) == p["sha256"]
                for p in previous.get("products", {}).values())
 
 

@@ -1,0 +1,130 @@
+"""artifact_info and release on real files through ansible: the deploy bookkeeping, without a host."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from support import built_fixture, run_module, swift_build_fixture
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---- artifact_info --------------------------------------------------------------------------
+
+def test_a_static_build_is_described_with_its_checksums_and_entry_point():
+    build = built_fixture("resources", "static_stdlib")
+    info = run_module("artifact_info", {"path": str(swift_build_fixture("resources", "static_stdlib"))})
+    product = build["products"]["resource-reader"]
+    assert (info["kind"], info["link_mode"], info["entrypoint"]) == ("executable", "static_stdlib", "resource-reader")
+    assert info["files"]["resource-reader"] == product["sha256"]
+    assert "resources_resource-reader.resources/greeting.txt" in info["files"]
+    assert "resource-reader.debug" not in info["files"]
+    assert info["glibc_required"] == product["elf"]["glibc_required"] and info["system_libraries"]
+    assert not info["changed"] and len(info["release_id"]) == 16
+
+
+def test_the_release_id_follows_the_content(tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(swift_build_fixture("hello", "static_executable"), copy, symlinks=True)
+    first = run_module("artifact_info", {"path": str(copy)})
+    again = run_module("artifact_info", {"path": str(copy)})
+    assert first["release_id"] == again["release_id"]
+    (copy / "swift-backtrace-static").write_bytes(b"another backtracer")
+    assert run_module("artifact_info", {"path": str(copy)})["release_id"] != first["release_id"]
+
+
+@pytest.mark.parametrize(("setup", "needle"), [
+    ("missing", "does not exist"),
+    ("empty", "neither swift_build.json nor bag.json"),
+    ("bad-json", "is not valid JSON"),
+    ("unknown-mode", "unknown link mode 'semi'"),
+    ("tampered", "checksum mismatch"),
+])
+def test_bad_artifacts(tmp_path, setup, needle):
+    path = tmp_path / "artifact"
+    if setup != "missing":
+        path.mkdir()
+    if setup == "bad-json":
+        (path / "swift_build.json").write_text("{not json")
+    if setup in ("unknown-mode", "tampered"):
+        shutil.copytree(swift_build_fixture("hello", "static_executable"), path, dirs_exist_ok=True)
+    if setup == "unknown-mode":
+        manifest = json.loads((path / "swift_build.json").read_text())
+        (path / "swift_build.json").write_text(json.dumps({**manifest, "link_mode": "semi"}))
+    if setup == "tampered":
+        (path / "hello").write_bytes(b"not the build")
+    result = run_module("artifact_info", {"path": str(path)})
+    assert result.get("failed") and needle in result["msg"], result
+
+
+def test_unknown_executable_lists_the_ones_there():
+    result = run_module("artifact_info", {"path": str(swift_build_fixture("multi-exec", "static_executable")),
+                                          "executable": "nope"})
+    assert result.get("failed") and "counter, greeter" in result["msg"]
+
+
+# ---- release --------------------------------------------------------------------------------
+
+def stage(root: Path, content: bytes) -> dict:
+    staging = root / "releases" / ".staging"
+    staging.mkdir(parents=True)
+    (staging / "app").write_bytes(content)
+    return {"app": sha(content)}
+
+
+def test_install_switch_idempotence_rollback_and_prune(tmp_path):
+    ids = []
+    for number in range(4):
+        files = stage(tmp_path, b"release %d" % number)
+        args = {"root": str(tmp_path), "release_id": f"r{number}", "staging": str(tmp_path / "releases" / ".staging"),
+                "files": files, "keep": 2}
+        result = run_module("release", args, diff=True)
+        assert result["changed"] and result["previous_id"] == (ids[-1] if ids else None)
+        assert os.readlink(tmp_path / "current") == f"releases/r{number}"
+        assert result["diff"]["after"] == f"current -> r{number}\n"
+        ids.append(f"r{number}")
+        assert not run_module("release", {**args, "staging": None})["changed"]
+    # keep=2 keeps the newest two; the previous one is protected too.
+    assert sorted(os.listdir(tmp_path / "releases")) == ["r2", "r3"]
+    back = run_module("release", {"root": str(tmp_path), "release_id": "r3", "state": "rollback", "previous_id": "r2"})
+    assert back["changed"] and os.readlink(tmp_path / "current") == "releases/r2"
+
+
+def test_check_mode_switches_nothing(tmp_path):
+    files = stage(tmp_path, b"v1")
+    result = run_module("release", {"root": str(tmp_path), "release_id": "v1", "files": files,
+                                    "staging": str(tmp_path / "releases" / ".staging")}, check_mode=True)
+    assert result["changed"] and not (tmp_path / "current").exists()
+    assert (tmp_path / "releases" / ".staging" / "app").exists()
+
+
+def test_a_release_that_fails_verification_never_becomes_current(tmp_path):
+    good = stage(tmp_path, b"good")
+    run_module("release", {"root": str(tmp_path), "release_id": "good", "files": good,
+                           "staging": str(tmp_path / "releases" / ".staging")})
+    stage(tmp_path, b"corrupted in transit")
+    result = run_module("release", {"root": str(tmp_path), "release_id": "bad", "files": {"app": sha(b"intended")},
+                                    "staging": str(tmp_path / "releases" / ".staging")})
+    assert result.get("failed") and "app (checksum mismatch)" in result["msg"] and "good left in place" in result["msg"]
+    assert os.readlink(tmp_path / "current") == "releases/good"
+    assert sorted(os.listdir(tmp_path / "releases")) == ["good"]
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    ({"release_id": "../etc"}, "may hold only letters"),
+    ({"release_id": "new"}, "no uploaded staging directory"),
+    ({"release_id": "x", "state": "rollback", "previous_id": "gone"}, "cannot roll back to release gone"),
+    ({"release_id": "x", "state": "rollback"}, "previous_id"),
+])
+def test_release_bad_inputs(tmp_path, args, needle):
+    (tmp_path / "releases").mkdir()
+    result = run_module("release", {"root": str(tmp_path), **args})
+    assert result.get("failed") and needle in result["msg"], result
+    assert os.listdir(tmp_path / "releases") == []
