@@ -13,10 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from support import LINK_MODES, REPO, built_fixture, tool_env  # noqa: E402
-
-FIXTURES = ["hello", "http-service", "foundation-service", "multi-exec", "resources", "networking"]
-IMPOSSIBLE = {("networking", "static_executable")}
+from support import IMPOSSIBLE, LINK_MODES, PRODUCTS, REPO, built_fixture, tool_env  # noqa: E402
 
 
 def mib(size: int) -> str:
@@ -32,7 +29,7 @@ def swift_bag_size(executable: str) -> int:
 
 def main() -> None:
     rows = []
-    for fixture in FIXTURES:
+    for fixture in PRODUCTS:
         for mode in LINK_MODES:
             if (fixture, mode) in IMPOSSIBLE:
                 rows.append(f"| {fixture} | {mode} | — | — | — | — | cannot link: libcurl/libxml2 are shared-only on glibc |")

@@ -21,6 +21,17 @@ FIXTURES = REPO / "tests" / "fixtures"
 BUILD_CACHE = REPO / ".build" / "test-cache"
 
 LINK_MODES = ("static_executable", "static_stdlib", "dynamic")
+# The executable products of each fixture package.
+PRODUCTS = {
+    "hello": ["hello"],
+    "http-service": ["http-service"],
+    "foundation-service": ["foundation-service"],
+    "multi-exec": ["greeter", "counter"],
+    "resources": ["resource-reader"],
+    "networking": ["networking-service"],
+}
+# The one combination that cannot link: libcurl/libxml2 exist only as shared libraries on glibc.
+IMPOSSIBLE = {("networking", "static_executable")}
 
 
 @functools.cache

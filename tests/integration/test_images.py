@@ -22,19 +22,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from support import REPO, built_fixture, run_module, tool_env
+from support import IMPOSSIBLE, LINK_MODES, PRODUCTS, REPO, built_fixture, run_module, tool_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
-LINK_MODES = ("static_executable", "static_stdlib", "dynamic")
-PRODUCTS = {
-    "hello": ["hello"],
-    "http-service": ["http-service"],
-    "foundation-service": ["foundation-service"],
-    "multi-exec": ["greeter", "counter"],
-    "resources": ["resource-reader"],
-    "networking": ["networking-service"],
-}
 SERVICES = {"http-service", "foundation-service", "networking-service"}
 # Arguments and expected output of the programs that are not services.
 PROGRAMS = {
@@ -43,7 +34,6 @@ PROGRAMS = {
     "counter": (["2"], "1\n2\nshared 1.0.0\n"),
     "resource-reader": ([], "Greetings from a resource bundle\nmessage: configured by config.json\n"),
 }
-IMPOSSIBLE = {("networking", "static_executable")}
 MATRIX = [(f, m, p) for f in PRODUCTS for m in LINK_MODES if (f, m) not in IMPOSSIBLE for p in PRODUCTS[f]]
 EXPECTED_RECIPE = {"static_executable": "scratch-static", "static_stdlib": "scratch-bag", "dynamic": "runtime-base"}
 LABEL = {"swiftlinux.test": "pytest"}

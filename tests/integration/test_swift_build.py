@@ -12,20 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from support import FIXTURES, LINK_MODES, built_fixture, run_module, tool_env
+from support import FIXTURES, IMPOSSIBLE, LINK_MODES, PRODUCTS, built_fixture, run_module, tool_env
 
 pytestmark = pytest.mark.slow
 
-PRODUCTS = {
-    "hello": ["hello"],
-    "http-service": ["http-service"],
-    "foundation-service": ["foundation-service"],
-    "multi-exec": ["greeter", "counter"],
-    "resources": ["resource-reader"],
-    "networking": ["networking-service"],
-}
-# The one combination that cannot link: libcurl/libxml2 exist only as shared libraries on glibc.
-IMPOSSIBLE = {("networking", "static_executable")}
 MATRIX = [(f, m) for f in PRODUCTS for m in LINK_MODES if (f, m) not in IMPOSSIBLE]
 
 
