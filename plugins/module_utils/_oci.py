@@ -28,6 +28,8 @@ from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlencode, urljoin
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import replace_directory
+
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -294,10 +296,7 @@ def write_layout(directory, image, ref_name, repo_tags):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as handle:
                 handle.write(data)
-        os.chmod(stage, 0o755)
-        if os.path.isdir(directory):
-            shutil.rmtree(directory)
-        os.rename(stage, directory)
+        replace_directory(stage, directory)
     finally:
         if os.path.isdir(stage):
             shutil.rmtree(stage)

@@ -316,6 +316,7 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
 )
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _image_recipe as recipes
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import replace_directory
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import HAS_ELFTOOLS, ElfError, elf_facts
 
 DEFAULT_RUNTIME_DIR = "/opt/swift/usr/lib/swift/linux"
@@ -572,10 +573,7 @@ def write_context(dest, plan, image, reference):
         record = {"digest": image.digest, "reference": reference, "plan": context_plan(plan)}
         with open(os.path.join(stage, "image.json"), "w") as handle:
             json.dump(record, handle, indent=2, sort_keys=True)
-        os.chmod(stage, 0o755)
-        if os.path.isdir(dest):
-            shutil.rmtree(dest)
-        os.rename(stage, dest)
+        replace_directory(stage, dest)
     finally:
         if os.path.isdir(stage):
             shutil.rmtree(stage)

@@ -237,7 +237,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import unwritable_reason
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import read_json, unwritable_reason
 
 try:
     from ansible_collections.swiftlinux.deploy.plugins.module_utils import _bag
@@ -275,14 +275,6 @@ def _check_dest(module, dest, inputs, resources):
     reason = unwritable_reason(dest)
     if reason:
         module.fail_json(msg="dest %s cannot be written (%s); choose a writable directory" % (dest, reason))
-
-
-def _previous(dest):
-    try:
-        with open(os.path.join(dest, MANIFEST)) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
 
 
 def _intact(dest, manifest):
@@ -443,7 +435,7 @@ def main():
 
     result = dict(changed=False, dest=dest, manifest_path=os.path.join(dest, MANIFEST),
                   sbom_path=os.path.join(dest, SBOM), libraries=[lib["name"] for lib in plan.bagged])
-    previous = _previous(dest)
+    previous = read_json(os.path.join(dest, MANIFEST))
     if previous and previous.get("fingerprint") == fingerprint and _intact(dest, previous):
         module.exit_json(manifest=previous, **result)
 

@@ -220,7 +220,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _swift
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file, unwritable_reason
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import read_json, sha256_file, unwritable_reason
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import LINK_MODE_FLAGS, link_mode_problem
 
 try:
@@ -346,14 +346,6 @@ def _fingerprint(module, run, swift, version, scratch):
     sources = _swift.source_fingerprint(paths, skip=(params["dest"], scratch))
     blob = json.dumps({"sources": sources, "options": options, "swift": version}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _previous(dest):
-    try:
-        with open(os.path.join(dest, MANIFEST)) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
 
 
 def _up_to_date(previous, fingerprint):
@@ -509,7 +501,7 @@ def main():
             "%s-%s%s" % (params["link_mode"], params["configuration"],
                          "-" + params["swift_sdk"] if params["swift_sdk"] else ""))
         fingerprint = _fingerprint(module, run, swift, version, scratch)
-        previous = _previous(params["dest"])
+        previous = read_json(os.path.join(params["dest"], MANIFEST))
         before = {n: p["sha256"] for n, p in (previous or {}).get("products", {}).items()}
         result = dict(changed=False, link_mode=params["link_mode"], configuration=params["configuration"],
                       swift_version=version, swift_sdk=params["swift_sdk"], fingerprint=fingerprint,
