@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -138,11 +139,13 @@ class PlayResult:
 
 def run_playbook(playbook: Path, host: str, extra_vars: dict, *, check: bool = False,
                  timeout: int = 600) -> PlayResult:
-    """Run a playbook against one docker-connected test host through the docker connection."""
+    """Run a playbook against one host: a docker-connected test host, or this machine as "localhost"."""
     inventory = BUILD_CACHE / f"inventory-{host}.yml"
     inventory.parent.mkdir(parents=True, exist_ok=True)
-    inventory.write_text(json.dumps({"all": {"hosts": {host: {
-        "ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}}}}))
+    # "localhost" is this machine (a Docker host itself); any other name is a docker-connected test host.
+    connection = ({"ansible_connection": "local", "ansible_python_interpreter": sys.executable} if host == "localhost"
+                  else {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"})
+    inventory.write_text(json.dumps({"all": {"hosts": {host: connection}}}))
     env = tool_env()
     env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     cmd = ["ansible-playbook", "-i", str(inventory), str(playbook), "-e", json.dumps(extra_vars)]

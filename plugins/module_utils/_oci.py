@@ -285,6 +285,78 @@ def existing_digest(path):
     return None
 
 
+PLATFORM_MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "arm": "armv7l", "386": "i686", "ppc64le": "ppc64le",
+                     "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def _member_sha256(archive, member):
+    digest = hashlib.sha256()
+    stream = archive.extractfile(member)
+    for block in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _named_digest(name):
+    """The sha256 hex an archive member's name claims (blobs/sha256/<hex>, <hex>.json or <hex>/layer.tar)."""
+    parts = name.replace(".json", "").split("/")
+    candidates = [part for part in parts if len(part) == 64 and all(c in "0123456789abcdef" for c in part)]
+    return candidates[-1] if candidates else None
+
+
+def read_archive(path):
+    """What a deploy needs from an image archive (`docker save` or swiftlinux.deploy.oci_image format=archive).
+
+    Every blob is checked against the digest its name (or the config's diff_ids) claims, so a truncated
+    or altered archive is refused before it reaches a host.
+    """
+    if not os.path.isfile(path):
+        raise OciError("image archive %s does not exist; write it with swiftlinux.deploy.oci_image format=archive "
+                       "or docker save, or fix the path" % path)
+    try:
+        archive = tarfile.open(path)
+    except (OSError, tarfile.TarError) as exc:
+        raise OciError("%s is not a readable image archive (%s); write one with swiftlinux.deploy.oci_image "
+                       "format=archive or docker save" % (path, exc))
+    with archive:
+        try:
+            manifest = json.load(archive.extractfile("manifest.json"))[0]
+            config_bytes = archive.extractfile(manifest["Config"]).read()
+            config = json.loads(config_bytes)
+            members = {member: archive.getmember(member) for member in manifest["Layers"]}
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError, tarfile.TarError) as exc:
+            raise OciError("%s has no readable docker manifest.json and config (%s); write it with "
+                           "swiftlinux.deploy.oci_image format=archive or docker save" % (path, exc))
+        image_id = hashlib.sha256(config_bytes).hexdigest()
+        if _named_digest(manifest["Config"]) not in (None, image_id):
+            raise OciError("%s: the image config %s does not match its digest; the archive is damaged or was "
+                           "altered, write it again" % (path, manifest["Config"]))
+        diff_ids = [d.split(":", 1)[-1] for d in config.get("rootfs", {}).get("diff_ids", [])]
+        for index, (name, member) in enumerate(members.items()):
+            actual = _member_sha256(archive, member)
+            expected = [d for d in (_named_digest(name), diff_ids[index] if index < len(diff_ids) else None) if d]
+            if actual not in expected:
+                raise OciError("%s: layer %s has sha256 %s, not %s as the image records; the archive is damaged or "
+                               "was altered, write it again" % (path, name, actual, " or ".join(expected) or "?"))
+    runtime = config.get("config") or {}
+    health = (runtime.get("Healthcheck") or {}).get("Test") or []
+    return {
+        "image_id": "sha256:" + image_id,
+        "repo_tags": list(manifest.get("RepoTags") or []),
+        "os": config.get("os"),
+        "architecture": config.get("architecture"),
+        "machine": PLATFORM_MACHINES.get(config.get("architecture"), config.get("architecture")),
+        "user": runtime.get("User") or "",
+        "entrypoint": list(runtime.get("Entrypoint") or []),
+        "command": list(runtime.get("Cmd") or []),
+        "exposed_ports": sorted(int(port.split("/")[0]) for port in runtime.get("ExposedPorts") or {}),
+        "healthcheck": health[1:] if health[:1] == ["CMD"] else health,
+        "labels": dict(runtime.get("Labels") or {}),
+        "layers": len(manifest["Layers"]),
+        "size": os.path.getsize(path),
+    }
+
+
 def write_layout(directory, image, ref_name, repo_tags):
     """Write an OCI image layout directory; it replaces `directory` only once complete."""
     parent = os.path.dirname(directory.rstrip("/")) or "/"
