@@ -1,0 +1,217 @@
+"""The container role against this machine's Docker engine: delivery, hardening, rollback, check mode, bad inputs.
+
+The role targets "localhost" here (this machine is a Docker host with the venv's requests); molecule/container
+runs it on the three systemd test hosts. Every bad input must leave the running container exactly as it was.
+"""
+from __future__ import annotations
+
+import socket
+import tarfile
+import urllib.request
+
+import docker
+import pytest
+
+from support import REPO, run_module, run_playbook, swift_build_fixture
+
+pytestmark = pytest.mark.slow
+
+PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "container.yml"
+IMAGE = "swiftlinux-test/container-http"
+PORT = 18311
+
+
+@pytest.fixture(scope="module")
+def engine():
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"the Docker engine does not answer ({exc}); run `make docker` to start it", pytrace=False)
+    yield client
+    for container in client.containers.list(all=True, filters={"label": "swiftlinux.test=container-role"}):
+        container.remove(force=True)
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith((IMAGE + ":", "swiftlinux-previous/ct-")):
+                client.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory):
+    """Image archives: http-service as v1 (answers /health) and hello as v2 (exits at once, never healthy)."""
+    work = tmp_path_factory.mktemp("container-images")
+    built = {}
+    for tag, fixture in (("v1", "http-service"), ("v2", "hello")):
+        executable = swift_build_fixture(fixture, "static_executable") / fixture
+        result = run_module("oci_image", {"executable": str(executable), "name": IMAGE, "tag": tag,
+                                          "format": "archive", "dest": str(work / f"{tag}.tar")})
+        assert not result.get("failed"), result
+        built[tag] = {"path": str(work / f"{tag}.tar"), "id": result["image_id"], "reference": f"{IMAGE}:{tag}"}
+    return built
+
+
+def deploy(name: str, image: dict | None, port: int = PORT, check: bool = False, **extra):
+    variables = dict(container_name=name, container_port=port,
+                     container_command=["--bind", "127.0.0.1", "--port", str(port)],
+                     container_labels={"swiftlinux.test": "container-role"}, container_health_retries=6)
+    if image:
+        variables.update(container_image=image["reference"], container_image_archive=image["path"])
+    variables.update(extra)
+    return run_playbook(PLAYBOOK, "localhost", variables, check=check)
+
+
+def health(port: int = PORT) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+            return f"{answer.status} {answer.read().decode()}"
+    except OSError as exc:
+        return f"down ({exc})"
+
+
+def running_image(engine, name: str) -> str | None:
+    try:
+        container = engine.containers.get(name)
+    except docker.errors.NotFound:
+        return None
+    return container.image.id if container.status == "running" else f"{container.status}:{container.image.id}"
+
+
+@pytest.fixture(scope="module")
+def serving(engine, archives):
+    """Container ct-app running v1, deployed once; the tests below must leave it serving v1."""
+    result = deploy("ct-app", archives["v1"])
+    assert result.rc == 0, result.failures or result.output[-3000:]
+    assert health() == '200 {"status":"ok"}'
+    return engine
+
+
+def test_container_runs_hardened_from_a_delivered_archive(serving, archives):
+    container = serving.containers.get("ct-app")
+    host = container.attrs["HostConfig"]
+    assert container.image.id == archives["v1"]["id"]
+    assert container.attrs["Config"]["User"] == "65532:65532"
+    assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"] and not host["Privileged"]
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["Tmpfs"]["/tmp"].startswith("rw,noexec,nosuid,nodev,size=16m")
+    assert host["RestartPolicy"]["Name"] == "unless-stopped" and host["PidsLimit"] == 256
+    assert container.attrs["Config"]["Healthcheck"]["Test"] == [
+        "CMD", "/app/http-service", "--check", f"http://127.0.0.1:{PORT}/health"]
+
+
+def test_second_run_changes_nothing(serving, archives):
+    again = deploy("ct-app", archives["v1"])
+    assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+
+
+def test_check_mode_reports_the_new_image_and_changes_nothing(serving, archives):
+    planned = deploy("ct-app", archives["v2"], check=True)
+    assert planned.rc == 0 and planned.changed > 0, planned.failures or planned.output[-3000:]
+    assert running_image(serving, "ct-app") == archives["v1"]["id"]
+    assert not serving.images.list(name=archives["v2"]["reference"])
+
+
+def test_failed_health_check_goes_back_to_the_previous_image(serving, archives):
+    result = deploy("ct-app", archives["v2"])
+    assert result.rc != 0
+    assert f"{IMAGE}:v2 ({archives['v2']['id']}) in container ct-app on localhost failed its health check" \
+        in result.failures[-1]
+    assert f"Went back to the previous image {archives['v1']['id']}, which answers again." in result.failures[-1]
+    assert running_image(serving, "ct-app") == archives["v1"]["id"]
+    assert health() == '200 {"status":"ok"}'
+    # The previous image is kept under a name of its own, so a prune cannot take the rollback target.
+    assert serving.images.get("swiftlinux-previous/ct-app:previous").id == archives["v1"]["id"]
+    # The next run with the good image brings the container back under its own name.
+    fixed = deploy("ct-app", archives["v1"])
+    assert fixed.rc == 0 and health() == '200 {"status":"ok"}', fixed.failures
+    assert serving.containers.get("ct-app").attrs["Config"]["Image"] == archives["v1"]["reference"]
+
+
+def test_failing_first_image_is_stopped(engine, archives):
+    result = deploy("ct-first", archives["v2"], port=18312)
+    assert result.rc != 0
+    assert "It was the first image, so the container is stopped." in result.failures[-1]
+    assert running_image(engine, "ct-first") == f"exited:{archives['v2']['id']}"
+
+
+def test_pull_from_a_local_registry(engine, registry, archives):
+    reference = f"{registry.host}/swiftlinux-test/container-pulled"
+    pushed = run_module("oci_image", {
+        "executable": str(swift_build_fixture("http-service", "static_executable") / "http-service"),
+        "name": reference, "tag": "1", "push": True, "format": "archive",
+        "dest": str(REPO / ".build" / "test-cache" / "container-pulled.tar")})
+    assert pushed.get("pushed"), pushed
+    image = {"reference": f"{reference}:1", "path": ""}
+    try:
+        first = deploy("ct-pulled", image, port=18313, container_image_archive="")
+        assert first.rc == 0, first.failures or first.output[-3000:]
+        assert running_image(engine, "ct-pulled") == pushed["image_id"] and health(18313).startswith("200")
+        again = deploy("ct-pulled", image, port=18313, container_image_archive="")
+        assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+    finally:
+        engine.images.remove(f"{reference}:1", force=True)
+
+
+# ---- bad inputs: one clear error each, and ct-app still serves v1 -------------------------------
+
+def refused(engine, archives, result, *needles):
+    assert result.rc != 0
+    message = result.failures[-1]
+    for needle in needles:
+        assert needle in message, message
+    assert "Traceback" not in result.output
+    assert running_image(engine, "ct-app") == archives["v1"]["id"] and health() == '200 {"status":"ok"}'
+
+
+def test_missing_archive(serving, archives, tmp_path):
+    missing = {"reference": archives["v1"]["reference"], "path": str(tmp_path / "nope.tar")}
+    refused(serving, archives, deploy("ct-app", missing),
+            f"image archive {tmp_path / 'nope.tar'} does not exist", "fix the path")
+
+
+def test_damaged_archive_is_refused_by_its_digests(serving, archives, tmp_path):
+    damaged = tmp_path / "damaged.tar"
+    data = bytearray(open(archives["v1"]["path"], "rb").read())
+    with tarfile.open(archives["v1"]["path"]) as archive:
+        biggest = max(archive.getmembers(), key=lambda member: member.size)  # the app layer
+    data[biggest.offset_data + biggest.size // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    refused(serving, archives, deploy("ct-app", {"reference": archives["v1"]["reference"], "path": str(damaged)}),
+            f"layer {biggest.name} has sha256", "the archive is damaged or was altered, write it again")
+
+
+@pytest.mark.parametrize("name", ["../ct-app", "ct/app", "ct..app", "-ct"])
+def test_container_name_with_path_characters(serving, archives, name):
+    refused(serving, archives, deploy(name, archives["v1"]),
+            f'container_name "{name}" may only hold letters, digits', "Nothing was changed")
+
+
+def test_port_already_in_use(serving, archives):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 18314))
+        squatter.listen()
+        result = deploy("ct-other", archives["v1"], port=18314)
+    refused(serving, archives, result, "Port 18314 on localhost is already in use by another program",
+            "Choose another container_port")
+    assert running_image(serving, "ct-other") is None
+
+
+def test_archive_without_the_named_image(serving, archives):
+    wrong = {"reference": f"{IMAGE}:v9", "path": archives["v1"]["path"]}
+    refused(serving, archives, deploy("ct-app", wrong), f"holds {IMAGE}:v1, not {IMAGE}:v9")
+
+
+def test_unknown_pull_policy(serving, archives):
+    refused(serving, archives, deploy("ct-app", archives["v1"], container_pull="sometimes"),
+            "container_pull", "always, missing")
+
+
+def test_no_docker_engine(serving, archives):
+    refused(serving, archives, deploy("ct-app", archives["v1"], container_docker_host="unix:///run/no-docker.sock"),
+            "localhost has no Docker engine socket at /run/no-docker.sock", "Install and start Docker")
+
+
+def test_image_that_cannot_be_pulled(serving, archives):
+    image = {"reference": "127.0.0.1:1/swiftlinux-test/none:1", "path": ""}
+    refused(serving, archives, deploy("ct-app", image, container_image_archive=""),
+            "localhost could not pull 127.0.0.1:1/swiftlinux-test/none:1", "The running container was not touched")
