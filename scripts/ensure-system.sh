@@ -4,7 +4,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 # libcurl4-openssl-dev and libxml2-dev: FoundationNetworking/FoundationXML link -lcurl -lxml2 in static_stdlib builds.
-packages=(docker.io debootstrap patchelf docker-registry skopeo binutils python3-venv curl apache2-utils
+packages=(docker.io shellcheck debootstrap patchelf docker-registry skopeo binutils python3-venv curl apache2-utils
           libcurl4-openssl-dev libxml2-dev)
 missing=()
 for p in "${packages[@]}"; do

@@ -6,7 +6,7 @@ set -euo pipefail
 
 for dir in "${SWIFT_TOOLCHAIN_BIN:-}" $(dirname "$(command -v swift 2>/dev/null || echo /nonexistent/swift)") \
            /opt/swift/usr/bin /usr/share/swift/usr/bin /usr/local/swift/usr/bin; do
-  [ -n "$dir" ] && [ -x "$dir/swift" ] || continue
+  if [ -z "$dir" ] || [ ! -x "$dir/swift" ]; then continue; fi
   version=$("$dir/swift" --version 2>/dev/null | sed -nE 's/.*Swift version ([0-9]+)\.([0-9]+).*/\1 \2/p' | head -n 1)
   read -r major minor <<<"${version:-0 0}"
   if [ "$major" -gt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -ge 9 ]; }; then

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the set-up scripts. Sourced, never run.
 # Every failure ends in one line naming what is missing and how to provide it.
 

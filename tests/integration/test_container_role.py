@@ -215,3 +215,23 @@ def test_image_that_cannot_be_pulled(serving, archives):
     image = {"reference": "127.0.0.1:1/swiftlinux-test/none:1", "path": ""}
     refused(serving, archives, deploy("ct-app", image, container_image_archive=""),
             "localhost could not pull 127.0.0.1:1/swiftlinux-test/none:1", "The running container was not touched")
+
+
+# ---- image_archive_info on archives other tools wrote ---------------------------------------------
+
+def test_docker_save_archive_is_described_with_the_ids_docker_uses(serving, archives, tmp_path):
+    saved = tmp_path / "saved.tar"
+    with open(saved, "wb") as handle:
+        for chunk in serving.images.get(archives["v1"]["reference"]).save(named=True):
+            handle.write(chunk)
+    info = run_module("image_archive_info", {"path": str(saved)})
+    assert info["image_id"] == archives["v1"]["id"] and info["repo_tags"] == [archives["v1"]["reference"]]
+    assert info["machine"] == "x86_64" and info["user"] == "65532:65532"
+    assert info["entrypoint"] == ["/app/http-service"]
+
+
+def test_a_file_that_is_not_an_archive(tmp_path):
+    junk = tmp_path / "junk.tar"
+    junk.write_text("not a tar file\n")
+    result = run_module("image_archive_info", {"path": str(junk)})
+    assert result["failed"] and f"{junk} is not a readable image archive" in result["msg"], result

@@ -1,5 +1,4 @@
 """What the service role installed for a static_stdlib build that uses FoundationNetworking and FoundationXML."""
-import pytest
 
 PORTS = {"trixie": 18231, "bookworm": 18232, "bullseye": 18233}
 # trixie renamed libcurl4 for the 64-bit time_t transition; apt picked the provider.
