@@ -160,3 +160,16 @@ def run_playbook(playbook: Path, host: str, extra_vars: dict, *, check: bool = F
                 for result in task["hosts"].values() if result.get("failed")]
     changed = report.get("stats", {}).get(host, {}).get("changed", -1)
     return PlayResult(proc.returncode, proc.stdout + proc.stderr, failures, changed)
+
+
+def remove_tags(client, *prefixes: str) -> None:
+    """Remove every image tag that starts with one of the prefixes, or names one after a registry host."""
+    import docker
+
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith(prefixes) or any("/" + prefix in tag for prefix in prefixes):
+                try:
+                    client.images.remove(tag, force=True)
+                except docker.errors.APIError:
+                    pass  # already gone with another tag of the same image

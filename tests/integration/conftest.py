@@ -13,6 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import pytest
 
 REGISTRY_USER = "swiftlinux"
@@ -100,3 +101,16 @@ def auth_registry(tmp_path_factory):
     proc, host = _start_registry(workdir, htpasswd)
     yield RunningRegistry(host, workdir / "storage", REGISTRY_USER, REGISTRY_PASSWORD)
     _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A client of this machine's Docker engine; a failure that says how to start one when none answers."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"the Docker engine does not answer ({exc}); run `make docker` to start it", pytrace=False)
+    yield client
+    client.close()
+

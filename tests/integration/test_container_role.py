@@ -12,7 +12,7 @@ import urllib.request
 import docker
 import pytest
 
-from support import REPO, run_module, run_playbook, swift_build_fixture
+from support import REPO, remove_tags, run_module, run_playbook, swift_build_fixture
 
 pytestmark = pytest.mark.slow
 
@@ -22,19 +22,11 @@ PORT = 18311
 
 
 @pytest.fixture(scope="module")
-def engine():
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"the Docker engine does not answer ({exc}); run `make docker` to start it", pytrace=False)
-    yield client
-    for container in client.containers.list(all=True, filters={"label": "swiftlinux.test=container-role"}):
+def engine(docker_client):
+    yield docker_client
+    for container in docker_client.containers.list(all=True, filters={"label": "swiftlinux.test=container-role"}):
         container.remove(force=True)
-    for image in client.images.list():
-        for tag in image.tags:
-            if tag.startswith((IMAGE + ":", "swiftlinux-previous/ct-")):
-                client.images.remove(tag, force=True)
+    remove_tags(docker_client, IMAGE + ":", "swiftlinux-previous/ct-")
 
 
 @pytest.fixture(scope="module")

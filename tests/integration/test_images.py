@@ -22,7 +22,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from support import IMPOSSIBLE, LINK_MODES, PRODUCTS, REPO, built_fixture, run_module, tool_env
+from support import IMPOSSIBLE, LINK_MODES, PRODUCTS, REPO, built_fixture, remove_tags, run_module, tool_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -42,19 +42,9 @@ EPOCH = 1700000000
 
 
 @pytest.fixture(scope="module")
-def engine():
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"the Docker engine does not answer ({exc}); run `make docker` to start it", pytrace=False)
-    yield client
-    for image in client.images.list():
-        for tag in image.tags:
-            if tag.startswith(PREFIX) or "/" + PREFIX in tag:
-                with contextlib.suppress(docker.errors.APIError):
-                    client.images.remove(tag, force=True)
-    client.close()
+def engine(docker_client):
+    yield docker_client
+    remove_tags(docker_client, PREFIX)
 
 
 def free_port() -> int:
