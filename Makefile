@@ -20,7 +20,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo test quick bootstrap system docker toolchain venv link test-hosts \
-        lint sanity pytest molecule clean bench-sizes bench-images
+        lint sanity pytest molecule clean bench-sizes bench-images bench-deploy
 
 help:
 	@echo "make demo    build the example service and show it answering /health"
@@ -89,6 +89,9 @@ molecule: bootstrap test-hosts
 
 bench-images: bootstrap
 	$(PY) bench/images.py
+
+bench-deploy: bootstrap
+	$(PY) bench/deploy.py
 
 bench-sizes: bootstrap
 	$(PY) bench/sizes.py

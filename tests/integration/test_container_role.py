@@ -124,6 +124,11 @@ def test_failing_first_image_is_stopped(engine, archives):
     assert result.rc != 0
     assert "It was the first image, so the container is stopped." in result.failures[-1]
     assert running_image(engine, "ct-first") == f"exited:{archives['v2']['id']}"
+    # Again with the same image: nothing to go back to, so it is stopped again rather than left restarting.
+    again = deploy("ct-first", archives["v2"], port=18312)
+    assert again.rc != 0
+    assert "The container was not running before this run, so it is stopped again." in again.failures[-1]
+    assert running_image(engine, "ct-first") == f"exited:{archives['v2']['id']}"
 
 
 def test_pull_from_a_local_registry(engine, registry, archives):
