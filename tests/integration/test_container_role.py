@@ -149,6 +149,28 @@ def test_pull_from_a_local_registry(engine, registry, archives):
         engine.images.remove(f"{reference}:1", force=True)
 
 
+def test_pull_with_registry_credentials(engine, auth_registry, archives):
+    reference = f"{auth_registry.host}/swiftlinux-test/container-private"
+    pushed = run_module("oci_image", {
+        "executable": str(swift_build_fixture("http-service", "static_executable") / "http-service"),
+        "name": reference, "tag": "1", "push": True, "registry_username": auth_registry.username,
+        "registry_password": auth_registry.password, "format": "archive",
+        "dest": str(REPO / ".build" / "test-cache" / "container-private.tar")})
+    assert pushed.get("pushed"), pushed
+    image = {"reference": f"{reference}:1", "path": ""}
+    login = dict(container_image_archive="", container_registry_username=auth_registry.username)
+    try:
+        wrong = deploy("ct-private", image, port=18315, container_registry_password="wrong", **login)
+        assert wrong.rc != 0 and running_image(engine, "ct-private") is None
+        assert f"localhost could not log in to the registry of {reference}:1 as swiftlinux" in wrong.failures[-1]
+        assert "Check container_registry_username and container_registry_password" in wrong.failures[-1]
+        right = deploy("ct-private", image, port=18315, container_registry_password=auth_registry.password, **login)
+        assert right.rc == 0, right.failures or right.output[-3000:]
+        assert running_image(engine, "ct-private") == pushed["image_id"] and health(18315).startswith("200")
+    finally:
+        engine.images.remove(f"{reference}:1", force=True)
+
+
 # ---- bad inputs: one clear error each, and ct-app still serves v1 -------------------------------
 
 def refused(engine, archives, result, *needles):
