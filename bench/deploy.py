@@ -53,12 +53,13 @@ def main() -> None:
             variants = {"archive": {**common, "container_image_archive": str(archive)},
                         "pull": {**common, "container_image_archive": ""}}
             times = {(variant, phase): [] for variant in variants for phase in ("first", "again")}
-            for _ in range(RUNS):
+            for run in range(RUNS):
                 for variant, variables in variants.items():
                     for container in client.containers.list(all=True, filters={"name": "^bench-deploy$"}):
                         container.remove(force=True)
                     remove_tags(client, f"{host}/{NAME}", "swiftlinux-previous/bench-deploy")
-                    elapsed, _ = timed_deploy(variables)
+                    elapsed, changed = timed_deploy(variables)
+                    assert changed > 0, f"{variant}: first run {run + 1} changed nothing"
                     times[(variant, "first")].append(elapsed)
                     elapsed, changed = timed_deploy(variables)
                     assert changed == 0, f"{variant}: second run changed {changed}"

@@ -113,4 +113,3 @@ def docker_client():
         pytest.fail(f"the Docker engine does not answer ({exc}); run `make docker` to start it", pytrace=False)
     yield client
     client.close()
-

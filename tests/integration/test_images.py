@@ -19,7 +19,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import docker
 import pytest
 
 from support import IMPOSSIBLE, LINK_MODES, PRODUCTS, REPO, built_fixture, remove_tags, run_module, tool_env
