@@ -6,6 +6,7 @@ runs it on the three systemd test hosts. Every bad input must leave the running 
 from __future__ import annotations
 
 import socket
+import subprocess
 import tarfile
 import urllib.request
 
@@ -180,6 +181,21 @@ def refused(engine, archives, result, *needles):
         assert needle in message, message
     assert "Traceback" not in result.output
     assert running_image(engine, "ct-app") == archives["v1"]["id"] and health() == '200 {"status":"ok"}'
+
+
+def test_full_archive_directory_gives_one_clear_error(serving, archives, tmp_path):
+    # The host must lack v2 by name, or nothing is shipped (earlier tests loaded it).
+    remove_tags(serving, archives["v2"]["reference"])
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    try:
+        result = deploy("ct-app", archives["v2"], container_archive_dir=str(small))
+        assert list(small.iterdir()) == [], "the partial copy was left behind"
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    refused(serving, archives, result, "localhost could not receive or load", f"Free that much space in {small}",
+            "The running container was not touched")
 
 
 def test_missing_archive(serving, archives, tmp_path):
