@@ -63,19 +63,13 @@ def bag(tmp_path_factory):
 # ---- docker plumbing (test orchestration only) ------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def engine():
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"the Docker engine is not reachable ({exc}); run `make docker`", pytrace=False)
+def engine(docker_client):
     for image in (BOOKWORM, BULLSEYE):
         try:
-            client.images.get(image)
+            docker_client.images.get(image)
         except docker.errors.ImageNotFound:
             pytest.fail(f"test host image {image} is missing; run `make test-hosts`", pytrace=False)
-    yield client
-    client.close()
+    return docker_client
 
 
 def run_in_host(engine, image: str, bag_dir: str, command: list[str]) -> tuple[int, str]:
