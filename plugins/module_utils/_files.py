@@ -46,13 +46,73 @@ def read_json(path):
         return None
 
 
-def replace_directory(stage, dest):
-    """Put a fully written staging directory at dest, replacing what was there; removes stage on failure."""
+OWNER_MARK = ".swiftlinux-output.json"
+
+
+class NotOurs(Exception):
+    """A directory that a module did not write, or that holds more than it wrote; the message says what to do."""
+
+
+def _entries(top):
+    """Every file, link and directory below top, relative to it, the owner mark left out; links are not followed."""
+    found = []
+    for current, dirs, files in os.walk(top):
+        for name in dirs + files:
+            rel = os.path.relpath(os.path.join(current, name), top)
+            if rel != OWNER_MARK:
+                found.append(rel)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(current, d))]
+    return sorted(found)
+
+
+def mark_output(stage, owner):
+    """Record in a finished stage which module wrote it and every entry it holds."""
+    with open(os.path.join(stage, OWNER_MARK), "w") as handle:
+        json.dump({"owner": owner, "entries": _entries(stage)}, handle, indent=1, sort_keys=True)
+
+
+def check_replaceable(dest, owner):
+    """Raise NotOurs unless dest is absent, an empty directory, or exactly what `owner` wrote there before."""
+    if not os.path.lexists(dest):
+        return
+    if os.path.islink(dest) or not os.path.isdir(dest):
+        raise NotOurs("%s exists and is not a directory, so swiftlinux.deploy.%s will not replace it; choose a new or "
+                      "empty dest, or remove it yourself" % (dest, owner))
+    top = sorted(os.listdir(dest))
+    if not top:
+        return
+    mark = read_json(os.path.join(dest, OWNER_MARK))
+    if not isinstance(mark, dict) or mark.get("owner") != owner or not isinstance(mark.get("entries"), list):
+        raise NotOurs("%s already holds files that swiftlinux.deploy.%s did not write (%s), so it will not replace "
+                      "them; choose a new or empty dest, or move them away" % (dest, owner, ", ".join(top[:3])))
+    added = sorted(set(_entries(dest)) - set(mark["entries"]))
+    if added:
+        raise NotOurs("%s holds files added after swiftlinux.deploy.%s wrote it (%s), so it will not replace them; "
+                      "move them out of %s or choose another dest" % (dest, owner, ", ".join(added[:3]), dest))
+
+
+def replace_directory(stage, dest, owner):
+    """Put a fully written stage at dest, replacing only a directory that `owner` wrote (see check_replaceable).
+
+    Raises NotOurs, leaving dest as it was, when dest holds anything else; removes stage on any failure.
+    """
     try:
+        check_replaceable(dest, owner)
         os.chmod(stage, 0o755)
-        if os.path.isdir(dest):
-            shutil.rmtree(dest)
-        os.rename(stage, dest)
+        mark_output(stage, owner)
+        if not os.path.lexists(dest):
+            os.rename(stage, dest)
+            return
+        old = tempfile.mkdtemp(prefix=".%s.old-" % os.path.basename(dest.rstrip("/")),
+                               dir=os.path.dirname(dest.rstrip("/")) or "/")
+        os.rmdir(old)
+        os.rename(dest, old)
+        try:
+            os.rename(stage, dest)
+        except OSError:
+            os.rename(old, dest)
+            raise
+        shutil.rmtree(old)
     finally:
         if os.path.isdir(stage):
             shutil.rmtree(stage)

@@ -368,7 +368,7 @@ def write_layout(directory, image, ref_name, repo_tags):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as handle:
                 handle.write(data)
-        replace_directory(stage, directory)
+        replace_directory(stage, directory, "oci_image")
     finally:
         if os.path.isdir(stage):
             shutil.rmtree(stage)

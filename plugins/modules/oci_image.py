@@ -573,7 +573,7 @@ def write_context(dest, plan, image, reference):
         record = {"digest": image.digest, "reference": reference, "plan": context_plan(plan)}
         with open(os.path.join(stage, "image.json"), "w") as handle:
             json.dump(record, handle, indent=2, sort_keys=True)
-        replace_directory(stage, dest)
+        replace_directory(stage, dest, "oci_image")
     finally:
         if os.path.isdir(stage):
             shutil.rmtree(stage)
