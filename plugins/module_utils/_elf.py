@@ -251,7 +251,7 @@ def _check_table(elf, offset_field, size_field, count, entry_size, kind, size):
 
 def _check_span(offset, length, size, what):
     if offset > size or length > size - offset:
-        raise _Corrupt("%s (%d bytes at offset %d) would end past the end of the file (%d bytes)"
+        raise _Corrupt("%s, %d bytes at offset %d, would end past the end of the file (%d bytes)"
                        % (what, length, offset, size))
 
 
