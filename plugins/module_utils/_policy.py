@@ -84,6 +84,7 @@ def oci_platform(machine):
         return None
     return "linux/" + row.oci + ("/" + row.oci_variant if row.oci_variant else "")
 
+
 LINK_MODES = ("static_executable", "static_stdlib", "dynamic")
 
 # swift build flags per link mode on glibc. With a Static Linux SDK (musl) every build is fully
@@ -147,8 +148,8 @@ def link_mode_problem(mode, facts):
         if facts["interpreter"] or needed:
             return ("is not fully static: it has interpreter %s and needs %s"
                     % (facts["interpreter"] or "none", ", ".join(needed) or "nothing"))
-        return "is not a static executable: it is a %s %s file (a shared library)" % (facts["linkage"],
-                                                                                     facts["elf_type"])
+        return ("is not a static executable: it is a %s %s file (a shared library)"
+                % (facts["linkage"], facts["elf_type"]))
     if mode == "static_stdlib":
         extra = [lib for lib in needed if lib not in STATIC_STDLIB_ALLOWED]
         if extra:

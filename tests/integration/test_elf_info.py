@@ -137,12 +137,12 @@ def _put(data: bytes, offset: int, fmt: str, value: int) -> bytes:
 
 
 def _absurd_section_size(data):
-    header, _ = _section_header(data, ".dynstr")
+    header = _section_header(data, ".dynstr")[0]
     return _put(data, header + 32, "Q", 1 << 62)
 
 
 def _absurd_note_size(data):
-    _, note = _section_header(data, ".note.gnu.build-id")
+    note = _section_header(data, ".note.gnu.build-id")[1]
     return _put(data, note["sh_offset"] + 4, "I", 0xfffffff0)
 
 

@@ -69,7 +69,7 @@ def read_bounded(path: Path):
     started, chunks = time.monotonic(), []
     try:
         while True:
-            ready, _, _ = select.select([reader], [], [], SECONDS_PER_READ + 5)
+            ready = select.select([reader], [], [], SECONDS_PER_READ + 5)[0]
             chunk = os.read(reader, 1 << 16) if ready else b""
             if not chunk:
                 break
@@ -179,8 +179,8 @@ def mutations(draw, names):
     """A seed's name and a list of edits: overwrite a trusted field, flip bytes anywhere, or truncate."""
     name = draw(st.sampled_from(names))
     edits = draw(st.lists(st.one_of(
-        st.tuples(st.just("field"), st.integers(0, 1 << 20), st.one_of(st.sampled_from(INTERESTING),
-                                                                        st.integers(0, (1 << 64) - 1))),
+        st.tuples(st.just("field"), st.integers(0, 1 << 20),
+                  st.one_of(st.sampled_from(INTERESTING), st.integers(0, (1 << 64) - 1))),
         st.tuples(st.just("flip"), st.integers(0, 1 << 24), st.integers(1, 255)),
         st.tuples(st.just("truncate"), st.floats(0.0, 1.0), st.just(0)),
     ), min_size=1, max_size=4))
@@ -226,7 +226,7 @@ def _put(data: bytes, offset: int, fmt: str, value: int) -> bytes:
 
 
 def _dynamic_entry(data: bytes, tag: int) -> int:
-    header, section = _section(data, ".dynamic")
+    section = _section(data, ".dynamic")[1]
     for at in range(section["sh_offset"], section["sh_offset"] + section["sh_size"], 16):
         if struct.unpack_from("<q", data, at)[0] == tag:
             return at
@@ -234,7 +234,7 @@ def _dynamic_entry(data: bytes, tag: int) -> int:
 
 
 def absurd_section_size(data):
-    header, _ = _section(data, ".dynstr")
+    header = _section(data, ".dynstr")[0]
     return _put(data, header + 32, "Q", 1 << 62)
 
 
@@ -259,12 +259,12 @@ def absurd_segment_count(data):
 
 
 def absurd_dynamic_segment(data):
-    header, _ = _segment(data, "PT_DYNAMIC")
+    header = _segment(data, "PT_DYNAMIC")[0]
     return _put(data, header + 32, "Q", 1 << 60)
 
 
 def absurd_note_size(data):
-    _, note = _section(data, ".note.gnu.build-id")
+    note = _section(data, ".note.gnu.build-id")[1]
     return _put(data, note["sh_offset"] + 4, "I", 0xfffffff0)
 
 
@@ -273,7 +273,7 @@ def needed_past_string_table(data):
 
 
 def zero_symbol_entry_size(data):
-    header, _ = _section(data, ".dynsym")
+    header = _section(data, ".dynsym")[0]
     return _put(data, header + 56, "Q", 0)
 
 
@@ -285,7 +285,7 @@ def looping_version_chain(data):
 
 
 def looping_version_auxiliaries(data):
-    _, section = _section(data, ".gnu.version_r")
+    section = _section(data, ".gnu.version_r")[1]
     start = section["sh_offset"]
     aux = start + struct.unpack_from("<I", data, start + 8)[0]
     return _put(_put(data, start + 2, "H", 0xffff), aux + 12, "I", 0)  # vn_cnt, vna_next
