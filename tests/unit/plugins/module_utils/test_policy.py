@@ -11,7 +11,10 @@ import platform
 import subprocess
 
 import pytest
+from ansible.errors import AnsibleFilterError
+from support import run_module
 
+from ansible_collections.swiftlinux.deploy.plugins.filter.machine import machine
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import (
     GLIBC_FAMILY,
     GLIBC_LOADERS,
@@ -125,3 +128,22 @@ def test_link_mode_problem_agrees_with_link_mode_of(shape, ok):
 def test_unknown_link_mode_is_a_programming_error():
     with pytest.raises(ValueError, match="unknown link mode"):
         link_mode_problem("static", facts())
+
+
+def test_machine_filter_gives_each_tool_its_name():
+    assert machine("armhf") == "armv7l" and machine("linux/386") == "i686" and machine("mips64") == "mips64"
+    assert [machine("amd64", field) for field in ("oci", "oci_platform", "debian", "multiarch", "loader",
+                                                  "ldconfig")] == [
+        "amd64", "linux/amd64", "amd64", "x86_64-linux-gnu", "/lib64/ld-linux-x86-64.so.2", "x86-64"]
+    assert machine("i686", "ldconfig") is None and machine("mips64", "debian") is None
+    with pytest.raises(AnsibleFilterError, match="not one of"):
+        machine("x86_64", "uname")
+
+
+def test_machine_filter_in_a_play():
+    """Through ansible's own collection loader, as the roles use it."""
+    result = run_module("ansible.builtin.debug", {
+        "msg": "{{ ['arm64', 'linux/arm/v7', 'i386'] | map('swiftlinux.deploy.machine') | list }}"
+               " {{ 'armv7l' | swiftlinux.deploy.machine('oci_platform') }}"})
+    assert not result.get("failed"), result
+    assert result["msg"] == "['aarch64', 'armv7l', 'i686'] linux/arm/v7"
