@@ -2,13 +2,88 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Link-mode policy kept as data: which libraries each mode may still need at run time.
+"""Policy kept as data: the machines this collection knows, the link modes, and which libraries each mode may
+still need at run time.
 
-The names are SONAMEs as they appear in DT_NEEDED. Like auditwheel's manylinux policy, the
+Library names are SONAMEs as they appear in DT_NEEDED. Like auditwheel's manylinux policy, the
 decisions live here and the code that applies them stays generic.
 """
 
 from __future__ import annotations
+
+from collections import namedtuple
+
+# One row per machine; every other naming of a machine in this collection is looked up here.
+#   name       what `uname -m` prints on a kernel of that architecture, and what Docker's engine reports as its
+#              Architecture; the collection's own name for the machine (elf_facts' `machine`).
+#   elf        pyelftools' e_machine constant, with the word size and byte order that tell variants apart.
+#   oci        the OCI/Docker platform architecture (and variant), None where no image platform exists.
+#   debian     the Debian architecture (dpkg --print-architecture, package names like libc6:amd64).
+#   multiarch  Debian's multiarch triplet, the library directory /usr/lib/<multiarch> its loader searches.
+#   loader     glibc's dynamic loader (PT_INTERP) for that machine.
+#   ldconfig   the tag `ldconfig -p` prints for its native libraries, None where it prints none.
+#   aliases    other spellings seen for the same machine: `uname -m` of related kernels, OCI and Debian names.
+Machine = namedtuple("Machine", "name elf bits endian oci oci_variant debian multiarch loader ldconfig aliases")
+
+MACHINES = (
+    Machine("x86_64", "EM_X86_64", 64, "little", "amd64", None, "amd64", "x86_64-linux-gnu",
+            "/lib64/ld-linux-x86-64.so.2", "x86-64", ("amd64", "x86-64")),
+    Machine("aarch64", "EM_AARCH64", 64, "little", "arm64", None, "arm64", "aarch64-linux-gnu",
+            "/lib/ld-linux-aarch64.so.1", "AArch64", ("arm64", "armv8", "arm64/v8")),
+    # EM_ARM covers every 32-bit ARM; Debian's and Docker's 32-bit ARM with a glibc loader is armhf, ARMv7.
+    # A 32-bit ARM process on an arm64 kernel sees armv8l.
+    Machine("armv7l", "EM_ARM", 32, "little", "arm", "v7", "armhf", "arm-linux-gnueabihf",
+            "/lib/ld-linux-armhf.so.3", "hard-float", ("armv7", "armhf", "arm", "arm/v7", "armv8l")),
+    # Linux has not run on an i386 CPU since 3.8; a 32-bit x86 kernel (or linux32 on x86_64) prints i686.
+    Machine("i686", "EM_386", 32, "little", "386", None, "i386", "i386-linux-gnu",
+            "/lib/ld-linux.so.2", None, ("i386", "i486", "i586", "386", "x86")),
+    Machine("riscv64", "EM_RISCV", 64, "little", "riscv64", None, "riscv64", "riscv64-linux-gnu",
+            "/lib/ld-linux-riscv64-lp64d.so.1", "double-float", ()),
+    Machine("ppc64le", "EM_PPC64", 64, "little", "ppc64le", None, "ppc64el", "powerpc64le-linux-gnu",
+            "/lib64/ld64.so.2", "64bit", ("ppc64el", "powerpc64le")),
+    Machine("s390x", "EM_S390", 64, "big", "s390x", None, "s390x", "s390x-linux-gnu",
+            "/lib/ld64.so.1", "64bit", ()),
+    Machine("loongarch64", "EM_LOONGARCH", 64, "little", "loong64", None, "loong64", "loongarch64-linux-gnu",
+            "/lib64/ld-linux-loongarch-lp64d.so.1", None, ("loong64",)),
+    # Big-endian and 32-bit variants ELF files can be built for, but which have no Debian release or OCI image here.
+    Machine("ppc64", "EM_PPC64", 64, "big", None, None, None, None, None, None, ()),
+    Machine("riscv32", "EM_RISCV", 32, "little", None, None, None, None, None, None, ()),
+    Machine("s390", "EM_S390", 32, "big", None, None, None, None, None, None, ()),
+)
+
+_BY_ELF = {(m.elf, m.bits, m.endian): m for m in MACHINES}
+# Exact names first, so an alias never shadows another machine's own name.
+_BY_NAME = dict([(alias, m) for m in MACHINES for alias in m.aliases] + [(m.name, m) for m in MACHINES])
+
+
+def machine_of_elf(e_machine, bits, endian):
+    """The Machine row for an ELF header's e_machine (pyelftools' EM_* name), word size and byte order, or None."""
+    return _BY_ELF.get((str(e_machine), bits, endian))
+
+
+def machine_named(name):
+    """The Machine row for any name of it (uname -m, OCI architecture or platform, Debian architecture), or None."""
+    if name is None:
+        return None
+    name = str(name)
+    if name.startswith("linux/"):
+        name = name[len("linux/"):]
+    return _BY_NAME.get(name)
+
+
+def canonical_machine(name):
+    """The collection's name (as `uname -m` prints it) for any name of a machine; unknown names come back unchanged."""
+    row = machine_named(name)
+    return row.name if row else name
+
+
+def oci_platform(machine):
+    """The OCI platform string (linux/amd64, linux/arm/v7) for any name of a machine; None when it has none."""
+    row = machine_named(machine)
+    if row is None or row.oci is None:
+        return None
+    return "linux/" + row.oci + ("/" + row.oci_variant if row.oci_variant else "")
+
 
 LINK_MODES = ("static_executable", "static_stdlib", "dynamic")
 
@@ -20,12 +95,14 @@ LINK_MODE_FLAGS = {
     "dynamic": (),
 }
 
+# glibc's dynamic loaders, by file name (how DT_NEEDED and a bag name them).
+GLIBC_LOADERS = frozenset(m.loader.rsplit("/", 1)[-1] for m in MACHINES if m.loader)
+
 # The glibc family: provided by every glibc host, never bundled except in a scope-`all` bag.
 GLIBC_FAMILY = frozenset((
     "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1", "libutil.so.1",
-    "libresolv.so.2", "libanl.so.1", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
-    "ld-linux-armhf.so.3", "ld-linux-riscv64-lp64d.so.1", "ld64.so.2", "ld-linux.so.2",
-))
+    "libresolv.so.2", "libanl.so.1",
+)) | GLIBC_LOADERS
 
 # The C++ runtime the Swift runtime needs, installed on nearly every host (libstdc++6, libgcc-s1).
 CXX_RUNTIME = frozenset(("libstdc++.so.6", "libgcc_s.so.1"))
@@ -47,14 +124,32 @@ DEBIAN_PACKAGE_FOR = {
 SWIFT_CORE = "libswiftCore.so"
 
 
+def link_mode_of(facts):
+    """The link mode ELF `facts` (from _elf.elf_facts) show: the one place that decides it.
+
+    static_executable: no loader and no shared libraries (static or static-pie). static_stdlib: the Swift runtime is
+    linked in, glibc is loaded. dynamic: everything else, including programs without Swift code.
+    """
+    if facts["linkage"] in ("static", "static-pie") and not facts["needed"] and not facts["interpreter"]:
+        return "static_executable"
+    if facts["swift_runtime"] == "static":
+        return "static_stdlib"
+    return "dynamic"
+
+
 def link_mode_problem(mode, facts):
     """Return a sentence saying why ELF `facts` are not a `mode` build, or None when they are."""
+    if mode not in LINK_MODES:
+        raise ValueError("unknown link mode %r" % mode)
     needed = facts["needed"]
     if mode == "static_executable":
+        if link_mode_of(facts) == "static_executable":
+            return None
         if facts["interpreter"] or needed:
             return ("is not fully static: it has interpreter %s and needs %s"
                     % (facts["interpreter"] or "none", ", ".join(needed) or "nothing"))
-        return None
+        return ("is not a static executable: it is a %s %s file (a shared library)"
+                % (facts["linkage"], facts["elf_type"]))
     if mode == "static_stdlib":
         extra = [lib for lib in needed if lib not in STATIC_STDLIB_ALLOWED]
         if extra:
@@ -63,8 +158,6 @@ def link_mode_problem(mode, facts):
         if facts["swift_runtime"] != "static":
             return "does not embed the Swift runtime"
         return None
-    if mode == "dynamic":
-        if SWIFT_CORE not in needed:
-            return "does not need %s, so the Swift runtime is not linked dynamically" % SWIFT_CORE
-        return None
-    raise ValueError("unknown link mode %r" % mode)
+    if SWIFT_CORE not in needed:
+        return "does not need %s, so the Swift runtime is not linked dynamically" % SWIFT_CORE
+    return None

@@ -47,6 +47,9 @@ options:
 notes:
   - The module fails, naming the file, when a path does not exist, is a directory, is not an ELF file (for example a
     shell script), or is a truncated or corrupt ELF file.
+  - The files are treated as untrusted. Devices, pipes and sockets are refused from their file type before they are
+    opened. Header tables, sections, notes, dynamic entries and version chains that do not fit in the file, or that
+    loop, give one error naming the file instead of a long or endless read.
 seealso:
   - name: pyelftools
     description: The library used to parse the files.
@@ -122,8 +125,8 @@ files:
       sample: /srv/app/bin/server
     machine:
       description:
-        - Target architecture, named as C(uname -m) names it (V(x86_64), V(aarch64), V(armv7), V(riscv64), V(i386),
-          V(ppc64le), V(s390x) and so on).
+        - Target architecture, named as C(uname -m) and the Docker engine name it on a host of that architecture
+          (V(x86_64), V(aarch64), V(armv7l), V(i686), V(riscv64), V(ppc64le), V(s390x) and so on).
         - Machines without a common short name are reported as pyelftools' C(EM_*) constant.
       type: str
       returned: always

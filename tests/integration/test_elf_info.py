@@ -1,11 +1,14 @@
 """swiftlinux.deploy.elf_info run through ansible itself on localhost, against real binaries."""
 from __future__ import annotations
 
+import io
 import json
+import struct
 import subprocess
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 from support import REPO, run_module, swift_bin_dir, tool_env
 
 
@@ -84,7 +87,7 @@ def test_truncated_elf(hello, tmp_path):
     truncated = tmp_path / "truncated"
     truncated.write_bytes(hello.read_bytes()[:100])
     msg = assert_clean_failure(run_module("elf_info", {"path": str(truncated)}), truncated)
-    assert "truncated or corrupt" in msg
+    assert msg.startswith(f"{truncated} is not a readable ELF file: ") and "truncated or corrupt" in msg
 
 
 def test_one_bad_path_in_a_list_names_that_path(hello, tmp_path):
@@ -118,3 +121,53 @@ def test_missing_pyelftools_is_reported(tmp_path):
     assert result.get("failed") is True, result
     assert "required Python library (pyelftools)" in result["msg"]
     assert "Traceback" not in json.dumps(result)
+
+
+def _section_header(data: bytes, name: str) -> tuple[int, dict]:
+    """Offset of the named section's header and the header itself, read with pyelftools from a sound file."""
+    elf = ELFFile(io.BytesIO(data))
+    index = elf.get_section_index(name)
+    return elf["e_shoff"] + index * elf["e_shentsize"], elf.get_section(index).header
+
+
+def _put(data: bytes, offset: int, fmt: str, value: int) -> bytes:
+    buffer = bytearray(data)
+    struct.pack_into("<" + fmt, buffer, offset, value)
+    return bytes(buffer)
+
+
+def _absurd_section_size(data):
+    header = _section_header(data, ".dynstr")[0]
+    return _put(data, header + 32, "Q", 1 << 62)
+
+
+def _absurd_note_size(data):
+    note = _section_header(data, ".note.gnu.build-id")[1]
+    return _put(data, note["sh_offset"] + 4, "I", 0xfffffff0)
+
+
+def _looping_version_chain(data):
+    header, verneed = _section_header(data, ".gnu.version_r")
+    return _put(_put(data, header + 44, "I", 0xffffffff), verneed["sh_offset"] + 12, "I", 0)
+
+
+def _absurd_section_count(data):
+    return _put(data, 0x3c, "H", 0xfff0)
+
+
+@pytest.mark.parametrize("craft", [_absurd_section_size, _absurd_note_size, _looping_version_chain,
+                                   _absurd_section_count], ids=lambda craft: craft.__name__.strip("_"))
+def test_hostile_elf_fails_with_one_sentence(craft, hello, tmp_path):
+    """A crafted ELF file through the real module: one sentence naming the file, no traceback, no hang."""
+    crafted = tmp_path / "server"
+    crafted.write_bytes(craft(hello.read_bytes()))
+    result = run_module("elf_info", {"paths": [str(hello), str(crafted)]})
+    msg = assert_clean_failure(result, crafted)
+    assert msg.startswith(f"{crafted} is not a readable ELF file: ") and msg.endswith("so copy or build it again.")
+    assert "Module failed" not in msg and str(hello) not in msg
+
+
+def test_device_is_refused_without_reading_it():
+    """/dev/zero would never end; it is refused from its file type before it is opened."""
+    msg = assert_clean_failure(run_module("elf_info", {"path": "/dev/zero"}), "/dev/zero")
+    assert "device, pipe or socket" in msg

@@ -54,12 +54,12 @@ C_USES_LIBRARY = "int answer(void);\nvoid _start(void) { for (;;) { answer(); } 
 # clang target triple -> (machine, elf_class, endianness) expected from elf_facts
 FOREIGN_TARGETS = {
     "aarch64-linux-gnu": ("aarch64", 64, "little"),
-    "armv7-linux-gnueabihf": ("armv7", 32, "little"),
+    "armv7-linux-gnueabihf": ("armv7l", 32, "little"),
     "riscv64-linux-gnu": ("riscv64", 64, "little"),
     "powerpc64le-linux-gnu": ("ppc64le", 64, "little"),
     "powerpc64-linux-gnu": ("ppc64", 64, "big"),
     "s390x-linux-gnu": ("s390x", 64, "big"),
-    "i386-linux-gnu": ("i386", 32, "little"),
+    "i386-linux-gnu": ("i686", 32, "little"),
 }
 HOST_LOADER = "/lib64/ld-linux-x86-64.so.2"
 
@@ -392,7 +392,7 @@ def test_truncated_elf_gives_a_clear_error(keep, binaries, tmp_path):
         elf_facts(truncated)
     assert not isinstance(raised.value, NotAnElfError)
     message = str(raised.value)
-    assert message.startswith(f"{truncated} starts like an ELF file but cannot be parsed")
+    assert message.startswith(f"{truncated} is not a readable ELF file: ")
     assert "truncated or corrupt" in message and "\n" not in message
     # Raised `from None`: the pyelftools exception is not chained into a traceback.
     assert raised.value.__suppress_context__ and raised.value.__cause__ is None

@@ -1,0 +1,149 @@
+"""Unit tests for module_utils/_policy.py: the machine table and the link-mode classifier.
+
+The machine table is checked against the tools that define each naming (clang's ELF output through elf_facts is
+covered in test_elf.py; here the loader names, Debian's multiarch layout and this host's `uname -m`), and the
+classifier against ELF facts of every shape _elf.elf_facts reports.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from support import run_module
+
+from ansible_collections.swiftlinux.deploy.plugins.filter.machine import machine
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import (
+    GLIBC_FAMILY,
+    GLIBC_LOADERS,
+    LINK_MODES,
+    MACHINES,
+    canonical_machine,
+    link_mode_of,
+    link_mode_problem,
+    machine_named,
+    machine_of_elf,
+    oci_platform,
+)
+
+
+def test_every_name_leads_to_one_machine():
+    names = [m.name for m in MACHINES]
+    assert len(names) == len(set(names))
+    every = names + [alias for m in MACHINES for alias in m.aliases]
+    assert len(every) == len(set(every)), "an alias names two machines"
+    for machine in MACHINES:
+        assert machine_named(machine.name) is machine
+        assert all(machine_named(alias) is machine for alias in machine.aliases)
+        assert machine_of_elf(machine.elf, machine.bits, machine.endian) is machine
+        if machine.oci:
+            assert machine_named(machine.oci) is machine and machine_named(oci_platform(machine.name)) is machine
+        if machine.debian:
+            assert machine_named(machine.debian) is machine
+
+
+@pytest.mark.parametrize(("name", "canonical"), [
+    # uname -m of 32-bit ARM and x86 kernels, the Docker engine's Architecture, OCI and Debian names.
+    ("armv7l", "armv7l"), ("armv7", "armv7l"), ("armhf", "armv7l"), ("arm", "armv7l"), ("linux/arm/v7", "armv7l"),
+    ("armv8l", "armv7l"), ("i686", "i686"), ("i386", "i686"), ("386", "i686"), ("linux/386", "i686"),
+    ("amd64", "x86_64"), ("linux/amd64", "x86_64"), ("arm64", "aarch64"), ("ppc64el", "ppc64le"),
+    ("loong64", "loongarch64"), ("mips64", "mips64"), (None, None),
+])
+def test_canonical_machine(name, canonical):
+    assert canonical_machine(name) == canonical
+
+
+def test_oci_platforms():
+    assert [oci_platform(m) for m in ("x86_64", "aarch64", "armv7l", "i686", "ppc64le", "s390x", "riscv64")] == [
+        "linux/amd64", "linux/arm64", "linux/arm/v7", "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64"]
+    assert oci_platform("ppc64") is None and oci_platform("mips64") is None
+
+
+def test_this_host_is_in_the_table():
+    """uname -m of the machine running the tests names a row whose loader and multiarch directory exist here."""
+    machine = machine_named(platform.machine())
+    assert machine is not None and machine.name == platform.machine()
+    assert os.path.exists(machine.loader)
+    assert os.path.isdir("/usr/lib/" + machine.multiarch)
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
+    assert machine_named(arch) is machine and machine.debian == arch
+    listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
+    assert any("libc.so.6 (" in line and machine.ldconfig in line for line in listing.splitlines())
+
+
+def test_loaders_are_glibc_family():
+    assert {"ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "ld-linux-armhf.so.3", "ld-linux.so.2",
+            "ld-linux-riscv64-lp64d.so.1", "ld64.so.2", "ld64.so.1"} <= GLIBC_LOADERS
+    assert GLIBC_LOADERS <= GLIBC_FAMILY and "libc.so.6" in GLIBC_FAMILY
+
+
+def facts(**overrides):
+    """ELF facts shaped like elf_facts' result, for a dynamic Swift program unless overridden."""
+    base = dict(linkage="dynamic", elf_type="DYN", interpreter="/lib64/ld-linux-x86-64.so.2",
+                needed=["libswiftCore.so", "libc.so.6"], swift_runtime="dynamic")
+    base.update(overrides)
+    return base
+
+
+STATIC = dict(linkage="static", elf_type="EXEC", interpreter=None, needed=[], swift_runtime="static")
+STATIC_PIE = dict(STATIC, linkage="static-pie", elf_type="DYN")
+STATIC_STDLIB = dict(needed=["libstdc++.so.6", "libm.so.6", "libc.so.6"], swift_runtime="static")
+C_PROGRAM = dict(needed=["libc.so.6"], swift_runtime="none")
+# A shared library with no dependencies (ld.so itself): no loader, nothing needed, but not an executable.
+DEPENDENCY_FREE_LIBRARY = dict(linkage="dynamic", elf_type="DYN", interpreter=None, needed=[], swift_runtime="none")
+
+
+@pytest.mark.parametrize(("shape", "mode"), [
+    (STATIC, "static_executable"), (STATIC_PIE, "static_executable"),
+    (dict(STATIC, swift_runtime="none"), "static_executable"),
+    (STATIC_STDLIB, "static_stdlib"), ({}, "dynamic"), (C_PROGRAM, "dynamic"),
+    (DEPENDENCY_FREE_LIBRARY, "dynamic"),
+])
+def test_link_mode_of(shape, mode):
+    assert link_mode_of(facts(**shape)) == mode
+
+
+@pytest.mark.parametrize(("shape", "ok"), [
+    (STATIC, {"static_executable", "static_stdlib"}),
+    (STATIC_STDLIB, {"static_stdlib"}),
+    ({}, {"dynamic"}),
+    (C_PROGRAM, set()),
+    (DEPENDENCY_FREE_LIBRARY, set()),
+    (dict(STATIC_STDLIB, needed=["libicuuc.so.72", "libc.so.6"]), set()),
+])
+def test_link_mode_problem_agrees_with_link_mode_of(shape, ok):
+    """A build passes its own mode's check exactly when the classifier names that mode (a fully static build
+    also meets static_stdlib's rules); every refusal is a sentence fragment without a line break."""
+    given = facts(**shape)
+    assert not ok or link_mode_of(given) in ok
+    for mode in LINK_MODES:
+        problem = link_mode_problem(mode, given)
+        assert (problem is None) == (mode in ok), (mode, problem)
+        assert problem is None or ("\n" not in problem and problem[0].islower())
+    assert "shared library" in (link_mode_problem("static_executable", facts(**DEPENDENCY_FREE_LIBRARY)) or "")
+
+
+def test_unknown_link_mode_is_a_programming_error():
+    with pytest.raises(ValueError, match="unknown link mode"):
+        link_mode_problem("static", facts())
+
+
+def test_machine_filter_gives_each_tool_its_name():
+    assert machine("armhf") == "armv7l" and machine("linux/386") == "i686" and machine("mips64") == "mips64"
+    assert [machine("amd64", field) for field in ("oci", "oci_platform", "debian", "multiarch", "loader",
+                                                  "ldconfig")] == [
+        "amd64", "linux/amd64", "amd64", "x86_64-linux-gnu", "/lib64/ld-linux-x86-64.so.2", "x86-64"]
+    assert machine("i686", "ldconfig") is None and machine("mips64", "debian") is None
+    with pytest.raises(AnsibleFilterError, match="not one of"):
+        machine("x86_64", "uname")
+
+
+def test_machine_filter_in_a_play():
+    """Through ansible's own collection loader, as the roles use it."""
+    result = run_module("ansible.builtin.debug", {
+        "msg": "{{ ['arm64', 'linux/arm/v7', 'i386'] | map('swiftlinux.deploy.machine') | list }}"
+               " {{ 'armv7l' | swiftlinux.deploy.machine('oci_platform') }}"})
+    assert not result.get("failed"), result
+    assert result["msg"] == "['aarch64', 'armv7l', 'i686'] linux/arm/v7"
