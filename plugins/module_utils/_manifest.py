@@ -69,11 +69,11 @@ def contained(root, rel, what="path"):
 
 def check_link(root, rel, what="link"):
     """The target of the symlink root/rel, refused when it is absolute or resolves outside root."""
-    full = contained(root, rel, what)
-    target = os.readlink(full)
+    target = os.readlink(os.path.join(root, check_relative(rel, what)))
     if target.startswith("/"):
         raise ManifestError("%s %s points at the absolute path %s, which means another file on every host; make it "
                             "a relative link inside the artifact" % (what, rel, target))
+    contained(root, rel, what)
     return target
 
 

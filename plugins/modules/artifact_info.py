@@ -236,7 +236,7 @@ def describe(path, executable=None, include_debug=False):
 
     files, links, changed = {}, {}, []
     for rel in info.pop("shipped"):
-        full = _manifest.contained(path, rel, "artifact entry")
+        full = os.path.join(path, _manifest.check_relative(rel, "artifact entry"))
         kind = _manifest.file_type(full)
         if kind == "missing":
             raise ArtifactError("%s is listed in the manifest of %s but missing; rebuild the artifact" % (rel, path))
@@ -244,7 +244,7 @@ def describe(path, executable=None, include_debug=False):
             # e.g. a SONAME link in a bag; its target carries the checksum and must be inside the artifact too
             links[rel] = _manifest.check_link(path, rel, "symbolic link")
             continue
-        files[rel] = sha256_file(full)
+        files[rel] = sha256_file(_manifest.contained(path, rel, "artifact entry"))
     for rel, expected in sorted(info.pop("expected").items()):
         if rel not in files:
             raise ArtifactError("%s is listed in the manifest of %s but is not a regular file there; rebuild the "
