@@ -431,9 +431,9 @@ def test_service_role_refuses_a_crafted_artifact_and_the_host_is_unchanged(tmp_p
     container = start_systemd_host("swiftlinux-test-contain-e2e")
     try:
         container.exec_run(["sh", "-c", f"printf 'root:x:0:0 marker line\\n' > /etc/{marker}"])
-        result = run_playbook(playbook, container.name, {"service_name": "crafted", "service_port": 8191,
-                                                          "service_artifact": str(art),
-                                                          "service_executable": crafted_name})
+        variables = {"service_name": "crafted", "service_port": 8191, "service_artifact": str(art),
+                     "service_executable": crafted_name}
+        result = run_playbook(playbook, container.name, variables)
         assert result.rc != 0, result.output
         assert len(result.failures) == 1, result.failures
         msg = result.failures[0]
