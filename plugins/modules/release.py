@@ -307,24 +307,29 @@ def main():
     )
     p = module.params
     root, release_id = os.path.normpath(p["root"]), p["release_id"]
+
+    def refuse(msg):
+        module.fail_json(msg="%s; nothing changed, %s" % (msg, _what_is_current(root)))
+
     for name in ("release_id", "previous_id"):
         if p[name] is not None and not _ID.match(p[name]):
-            module.fail_json(msg="%s %r may hold only letters, digits, '.', '_' and '-'; pass the id "
-                                 "swiftlinux.deploy.artifact_info returns" % (name, p[name]))
+            refuse("%s %r may hold only letters, digits, '.', '_' and '-'; pass the id swiftlinux.deploy.artifact_info "
+                   "returns" % (name, p[name]))
     if p["keep"] < 1:
-        module.fail_json(msg="keep is %d, but the current release must be kept; set keep to 1 or more" % p["keep"])
-    if _manifest.file_type(root) == "missing" and module.check_mode and p["state"] == "present":
+        refuse("keep is %d, but the current release must be kept; set keep to 1 or more" % p["keep"])
+    if not os.path.lexists(root) and module.check_mode and p["state"] == "present":
         module.exit_json(changed=True, release_id=target_of(p), previous_id=None, pruned=[],
                          path=os.path.join(root, "releases", target_of(p)))  # a first install in check mode
-    if _manifest.file_type(root) != "directory":
-        module.fail_json(msg="root %s is not a directory; create it (the service role does) and deploy again" % root)
+    if not os.path.isdir(root):
+        refuse("root %s is not a directory; create it (the service role does) and deploy again" % root)
     target = target_of(p)
     link = os.path.join(root, "current")
     result = dict(changed=False, release_id=target, previous_id=_current_id(root), pruned=[],
                   path=os.path.join(root, "releases", target),
                   diff=dict(before="current -> %s\n" % _current_id(root), after="current -> %s\n" % target))
-    lock = None if module.check_mode else _lock(root)
+    lock = None
     try:
+        lock = None if module.check_mode else _lock(root)
         result["previous_id"] = _current_id(root)  # again: a run we waited for may have switched it
         if os.path.lexists(link) and not os.path.islink(link):
             raise ReleaseError("%s is a directory or file, not the symlink this module manages, so it changed "
@@ -335,6 +340,10 @@ def main():
             result = _present(module, root, release_id, result)
     except (ReleaseError, ManifestError) as exc:
         module.fail_json(msg="%s; %s" % (exc, _what_is_current(root)), **result)
+    except OSError as exc:
+        module.fail_json(msg="release %s under %s failed: %s (%s); fix that and deploy again; %s"
+                             % (target, root, exc.strerror or exc, exc.filename or root, _what_is_current(root)),
+                         **result)
     finally:
         if lock is not None:
             os.close(lock)
