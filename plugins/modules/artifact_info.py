@@ -20,6 +20,10 @@ description:
   - Recomputes the checksum of every file and fails when one differs from the manifest, so a changed or
     truncated artifact is never shipped.
   - The release id is derived from the file checksums, so the same artifact always gets the same id.
+  - The artifact is untrusted input. The manifest must have the shape its writer gives it (checked field by field);
+    product, executable and resource names must be plain file names; every path must stay inside the artifact;
+    symbolic links must be relative and resolve inside it; FIFOs, sockets and devices are refused before they are
+    opened. Any of these fails with one sentence naming the file and field.
   - Runs where the artifact is, usually the controller.
 author:
   - swiftlinux.deploy maintainers (@swiftlinux)
