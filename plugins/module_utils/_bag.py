@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import version_key
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import CXX_RUNTIME, GLIBC_FAMILY, SWIFT_CORE
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._resolve import (
@@ -226,7 +227,8 @@ def stage_bag(plan, stage, resources, run):
     loader = plan.loader
     lib_names = _lib_file_names(plan)
     for lib in plan.bagged:
-        file_name = lib_names[lib["name"]]
+        file_name = _plain_name(lib_names[lib["name"]], "library file")
+        _plain_name(lib["name"], "library (from DT_NEEDED or SONAME)")
         target = os.path.join(lib_dir, file_name)
         if not os.path.exists(target):
             shutil.copyfile(lib["real"], target)
@@ -240,7 +242,7 @@ def stage_bag(plan, stage, resources, run):
 
     launch = {}
     for exe in plan.executables:
-        name = exe["name"]
+        name = _plain_name(exe["name"], "executable")
         if plan.launched_by_loader(exe):
             os.makedirs(os.path.join(stage, "libexec"), exist_ok=True)
             real = os.path.join(stage, "libexec", name)
@@ -264,6 +266,15 @@ def stage_bag(plan, stage, resources, run):
         files += _copy_resources(stage, directory, links, link_into_lib=any(
             plan.launched_by_loader(exe) for exe in plan.executables))
     return files, links, launch
+
+
+def _plain_name(name, what):
+    """A name that becomes a file of the bag must not leave its directory: it may come from an untrusted ELF file."""
+    try:
+        return _manifest.check_name(name, what)
+    except _manifest.ManifestError as exc:
+        raise BagError("%s, so it cannot be a file in the bag; rebuild the program so it names its libraries by plain "
+                       "SONAMEs" % exc)
 
 
 def _lib_file_names(plan):
@@ -310,7 +321,7 @@ def _copy_resources(stage, directory, links, link_into_lib):
     if not os.path.isdir(source):
         raise BagError("resource bundle %s is not a directory; pass the bundle directories swift_build returns in "
                        "products[name].resources." % directory)
-    name = os.path.basename(directory.rstrip("/"))
+    name = _plain_name(os.path.basename(directory.rstrip("/")), "resource bundle")
     target = os.path.join(stage, "bin", name)
     if os.path.lexists(target):
         raise BagError("two resources are named %s; bin/ can hold only one of them." % name)
@@ -334,10 +345,16 @@ def _copy_resources(stage, directory, links, link_into_lib):
 
 
 def _check_resource_links(source):
+    """Refuse special files (a FIFO would hang the copy) and links leading out of the bundle, before copying."""
     for dirpath, dirnames, filenames in os.walk(source):
         for entry in dirnames + filenames:
             path = os.path.join(dirpath, entry)
-            if not os.path.islink(path):
+            try:
+                kind = _manifest.file_type(path)
+            except _manifest.ManifestError:
+                raise BagError("resource %s is a special file (FIFO, socket or device), which cannot be bagged; remove "
+                               "it from the bundle %s." % (path, source))
+            if kind != "link":
                 continue
             resolved = real_path(path)
             if os.path.commonpath([resolved, source]) != source:
@@ -436,6 +453,7 @@ def fingerprint(plan, options, resources):
 
 
 def _tree_digest(directory):
+    _check_resource_links(real_path(directory))  # before any file of it is opened: a FIFO would block the read
     digest = hashlib.sha256(os.path.basename(directory.rstrip("/")).encode())
     for dirpath, dirnames, filenames in os.walk(directory):
         dirnames.sort()

@@ -17,7 +17,15 @@ description:
     removes all but the newest O(keep) releases (never the current or previous one).
   - With O(state=rollback), points C(current) back at O(previous_id).
   - A release that fails verification never becomes current; the staging directory is removed and the
-    release that was current stays current.
+    release that was current stays current. Every failure message says which release is current afterwards.
+  - Runs on the target host and trusts nothing the controller sends about paths. Every key of O(files) must be a
+    relative path inside the release (no C(..), not absolute), checked before any file is opened, so the module
+    cannot be asked for the checksum of another file on the host. Files must be regular files; a symlink, FIFO,
+    socket or device where a file is expected fails verification, and symlinks in the release must be relative and
+    stay inside it.
+  - Parallel runs on one O(root) take turns through an exclusive C(flock) on C(<root>/.swiftlinux-release.lock).
+  - A C(current) that is a directory or file rather than a symlink is never replaced; the run fails and changes
+    nothing.
 author:
   - swiftlinux.deploy maintainers (@swiftlinux)
 attributes:
@@ -43,6 +51,10 @@ options:
     description:
       - Directory on the target holding the uploaded files of the release.
       - Needed only when C(releases/<id>) does not exist yet.
+      - "It must be a real directory (not a symlink) directly in C(<root>/releases) whose name starts with
+        C(.staging), for example C(<root>/releases/.staging-<id>): only such a dedicated upload directory is renamed
+        into place, or removed when it fails verification. Any other path, O(root) itself, C(releases) or C(current)
+        included, is refused and left untouched."
     type: path
   files:
     description: Relative path to sha256 of every regular file the release must contain.
@@ -57,7 +69,7 @@ options:
     description: The release to switch back to with O(state=rollback).
     type: str
   keep:
-    description: How many releases to keep, the current one included.
+    description: How many releases to keep, the current one included; at least 1.
     type: int
     default: 3
 """
@@ -67,7 +79,7 @@ EXAMPLES = r"""
   swiftlinux.deploy.release:
     root: /opt/api
     release_id: "{{ artifact.release_id }}"
-    staging: /opt/api/releases/.staging
+    staging: /opt/api/releases/.staging-{{ artifact.release_id }}
     files: "{{ artifact.files }}"
   register: api_release
 
@@ -100,23 +112,76 @@ pruned:
   elements: str
 """
 
+import fcntl
 import os
 import re
 import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._manifest import ManifestError
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+STAGING_PREFIX = ".staging"
+LOCK_FILE = ".swiftlinux-release.lock"
+
+
+class ReleaseError(Exception):
+    """A sentence for fail_json; main adds which release is current afterwards."""
+
+
+def _check_files(files):
+    """The files option as {normalised relative path: sha256}; refused before anything on the host is read."""
+    checked = {}
+    for rel, expected in files.items():
+        try:
+            rel = _manifest.check_relative(rel, "files key")
+        except ManifestError as exc:
+            raise ReleaseError("%s; pass the files dict swiftlinux.deploy.artifact_info returns" % exc)
+        if not isinstance(expected, str) or not _SHA256.match(expected):
+            raise ReleaseError("files[%s] must be a sha256 of 64 lowercase hex digits, not %r; pass the files dict "
+                               "swiftlinux.deploy.artifact_info returns" % (rel, expected))
+        checked[rel] = expected
+    return checked
+
+
+def _check_staging(root, staging):
+    """staging as a path, refused unless it is <root>/releases/.staging* and a real directory, not a link."""
+    staging = os.path.normpath(staging)
+    releases = os.path.join(os.path.normpath(root), "releases")
+    if os.path.dirname(staging) != releases or not os.path.basename(staging).startswith(STAGING_PREFIX):
+        raise ReleaseError("staging %s is not a directory named %s* directly in %s, and only such a dedicated upload "
+                           "directory is installed or removed; upload to %s/%s-<release id>"
+                           % (staging, STAGING_PREFIX, releases, releases, STAGING_PREFIX))
+    if os.path.realpath(os.path.dirname(staging)) != os.path.realpath(releases) or os.path.islink(staging):
+        raise ReleaseError("staging %s or its parent is a symbolic link, so it may lead outside %s; upload into a real "
+                           "directory %s/%s-<release id>" % (staging, root, releases, STAGING_PREFIX))
+    return staging
+
+
+def _check_tree(directory):
+    """Refuse special files and symlinks that lead out of directory, anywhere below it, before hashing anything."""
+    for current, dirs, names in os.walk(directory):
+        for name in dirs + names:
+            full = os.path.join(current, name)
+            if _manifest.file_type(full) == "link":
+                rel = os.path.relpath(full, directory)
+                _manifest.check_link(directory, rel, "symbolic link in %s:" % directory)
 
 
 def _mismatches(directory, files):
+    """Files that are missing, not regular, or differ; every path is checked to stay inside before it is opened."""
+    _check_tree(directory)
     bad = []
     for rel, expected in sorted(files.items()):
-        full = os.path.join(directory, rel)
-        if not os.path.isfile(full):
-            bad.append("%s (missing)" % rel)
+        full = _manifest.contained(directory, rel, "files key")
+        kind = _manifest.file_type(full)
+        if kind != "file":
+            bad.append("%s (%s)" % (rel, {"missing": "missing", "link": "a symbolic link, not a regular file"}.get(
+                kind, "a directory, not a regular file")))
         elif sha256_file(full) != expected:
             bad.append("%s (checksum mismatch)" % rel)
     return bad
@@ -127,6 +192,15 @@ def _current_id(root):
     if not os.path.islink(link):
         return None
     return os.path.basename(os.readlink(link).rstrip("/"))
+
+
+def _what_is_current(root):
+    """A truthful clause about current, for every failure message."""
+    link = os.path.join(root, "current")
+    if os.path.lexists(link) and not os.path.islink(link):
+        return "%s is not a symlink, so no release is current" % link
+    current = _current_id(root)
+    return "release %s is current" % current if current else "no release is current"
 
 
 def _switch(root, release_id):
@@ -141,12 +215,80 @@ def _switch(root, release_id):
 
 def _prune(root, keep, protect):
     releases = os.path.join(root, "releases")
-    ids = [d for d in os.listdir(releases) if not d.startswith(".") and os.path.isdir(os.path.join(releases, d))]
+    ids = [d for d in os.listdir(releases)
+           if not d.startswith(".") and _ID.match(d) and _manifest.file_type(os.path.join(releases, d)) == "directory"]
     ids.sort(key=lambda d: os.path.getmtime(os.path.join(releases, d)), reverse=True)
-    doomed = [d for d in ids[max(keep, 1):] if d not in protect]
+    doomed = [d for d in ids[keep:] if d not in protect]
     for release_id in doomed:
         shutil.rmtree(os.path.join(releases, release_id))
     return doomed
+
+
+def _lock(root):
+    """Hold an exclusive lock on root for the rest of the run, so parallel runs on one root take turns."""
+    handle = os.open(os.path.join(root, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def _rollback(module, root, target, result):
+    final = os.path.join(root, "releases", target)
+    if _manifest.file_type(final) != "directory":
+        raise ReleaseError("cannot roll back to release %s: %s does not exist" % (target, final))
+    result["changed"] = result["previous_id"] != target
+    if result["changed"] and not module.check_mode:
+        _switch(root, target)
+    return result
+
+
+def _present(module, root, release_id, result):
+    p = module.params
+    releases = os.path.join(root, "releases")
+    final = os.path.join(releases, release_id)
+    before = result["previous_id"]
+    files = _check_files(p["files"])
+    staging = _check_staging(root, p["staging"]) if p["staging"] else None
+    kind = _manifest.file_type(final)
+    if kind not in ("missing", "directory"):
+        raise ReleaseError("%s is not a release directory; move it away and deploy again" % final)
+    install = kind == "missing"
+    if install:
+        if module.check_mode and not (staging and os.path.isdir(staging)):
+            result["changed"] = True  # in check mode the upload before this did not happen
+            return result
+        if not staging or _manifest.file_type(staging) != "directory":
+            raise ReleaseError("release %s is not installed under %s and no uploaded staging directory was given; "
+                               "upload the artifact first" % (release_id, releases))
+        try:
+            bad = _mismatches(staging, files)
+        except ManifestError as exc:
+            bad = [str(exc)]
+        if bad:
+            if not module.check_mode:
+                shutil.rmtree(staging, ignore_errors=True)  # it passed _check_staging: it is our upload directory
+            raise ReleaseError("release %s failed verification (%s); the staging directory was removed, re-upload the "
+                               "artifact" % (release_id, ", ".join(bad)))
+    else:
+        bad = _mismatches(final, files)
+        if bad:
+            raise ReleaseError("installed release %s is damaged (%s); remove %s and deploy again"
+                               % (release_id, ", ".join(bad), final))
+    result["changed"] = install or before != release_id
+    if module.check_mode or not result["changed"]:
+        return result
+    try:
+        if install:
+            os.rename(staging, final)
+        _switch(root, release_id)
+        result["pruned"] = _prune(root, p["keep"], {release_id, before})
+    except OSError as exc:
+        raise ReleaseError("could not switch %s to release %s: %s" % (root, release_id, exc))
+    return result
+
+
+def target_of(params):
+    """The release current should point at after this run."""
+    return params["release_id"] if params["state"] == "present" else params["previous_id"]
 
 
 def main():
@@ -164,57 +306,47 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    root, release_id = p["root"], p["release_id"]
+    root, release_id = os.path.normpath(p["root"]), p["release_id"]
+
+    def refuse(msg):
+        module.fail_json(msg="%s; nothing changed, %s" % (msg, _what_is_current(root)))
+
     for name in ("release_id", "previous_id"):
         if p[name] is not None and not _ID.match(p[name]):
-            module.fail_json(msg="%s %r may hold only letters, digits, '.', '_' and '-'" % (name, p[name]))
-    releases = os.path.join(root, "releases")
-    before = _current_id(root)
-    target = release_id if p["state"] == "present" else p["previous_id"]
-    final = os.path.join(releases, target)
-    result = dict(changed=False, release_id=target, previous_id=before, path=final, pruned=[],
-                  diff=dict(before="current -> %s\n" % before, after="current -> %s\n" % target))
-
-    if p["state"] == "rollback":
-        if not os.path.isdir(final):
-            module.fail_json(msg="cannot roll back to release %s: %s does not exist" % (target, final), **result)
-        result["changed"] = before != target
-        if result["changed"] and not module.check_mode:
-            _switch(root, target)
-        module.exit_json(**result)
-
-    install = not os.path.isdir(final)
-    if install:
-        staging = p["staging"]
-        if module.check_mode and not (staging and os.path.isdir(staging)):
-            result["changed"] = True  # in check mode the upload before this did not happen
-            module.exit_json(**result)
-        if not staging or not os.path.isdir(staging):
-            module.fail_json(msg="release %s is not installed under %s and no uploaded staging directory was given; "
-                                 "upload the artifact first" % (release_id, releases), **result)
-        bad = _mismatches(staging, p["files"])
-        if bad:
-            if not module.check_mode:
-                shutil.rmtree(staging, ignore_errors=True)
-            module.fail_json(msg="release %s failed verification (%s); current release %s left in place, re-upload the "
-                                 "artifact" % (release_id, ", ".join(bad), before), **result)
-    else:
-        bad = _mismatches(final, p["files"])
-        if bad:
-            module.fail_json(msg="installed release %s is damaged (%s); remove %s and deploy again"
-                                 % (release_id, ", ".join(bad), final), **result)
-    result["changed"] = install or before != release_id
-    if module.check_mode or not result["changed"]:
-        module.exit_json(**result)
-
+            refuse("%s %r may hold only letters, digits, '.', '_' and '-'; pass the id swiftlinux.deploy.artifact_info "
+                   "returns" % (name, p[name]))
+    if p["keep"] < 1:
+        refuse("keep is %d, but the current release must be kept; set keep to 1 or more" % p["keep"])
+    if not os.path.lexists(root) and module.check_mode and p["state"] == "present":
+        module.exit_json(changed=True, release_id=target_of(p), previous_id=None, pruned=[],
+                         path=os.path.join(root, "releases", target_of(p)))  # a first install in check mode
+    if not os.path.isdir(root):
+        refuse("root %s is not a directory; create it (the service role does) and deploy again" % root)
+    target = target_of(p)
+    link = os.path.join(root, "current")
+    result = dict(changed=False, release_id=target, previous_id=_current_id(root), pruned=[],
+                  path=os.path.join(root, "releases", target),
+                  diff=dict(before="current -> %s\n" % _current_id(root), after="current -> %s\n" % target))
+    lock = None
     try:
-        if install:
-            os.rename(p["staging"], final)
-        _switch(root, release_id)
-        result["pruned"] = _prune(root, p["keep"], {release_id, before})
+        lock = None if module.check_mode else _lock(root)
+        result["previous_id"] = _current_id(root)  # again: a run we waited for may have switched it
+        if os.path.lexists(link) and not os.path.islink(link):
+            raise ReleaseError("%s is a directory or file, not the symlink this module manages, so it changed "
+                               "nothing; move %s away and deploy again" % (link, link))
+        if p["state"] == "rollback":
+            result = _rollback(module, root, target, result)
+        else:
+            result = _present(module, root, release_id, result)
+    except (ReleaseError, ManifestError) as exc:
+        module.fail_json(msg="%s; %s" % (exc, _what_is_current(root)), **result)
     except OSError as exc:
-        module.fail_json(msg="could not switch %s to release %s: %s; release %s is still current"
-                             % (root, release_id, exc, _current_id(root)), **result)
+        module.fail_json(msg="release %s under %s failed: %s (%s); fix that and deploy again; %s"
+                             % (target, root, exc.strerror or exc, exc.filename or root, _what_is_current(root)),
+                         **result)
+    finally:
+        if lock is not None:
+            os.close(lock)
     module.exit_json(**result)
 
 

@@ -51,7 +51,10 @@ options:
     elements: path
     required: true
   dest:
-    description: The bag's root directory. It must be new, empty or a previous bag.
+    description:
+      - The bag's root directory. It must be new, empty or a bag this module wrote, holding nothing added since
+        (the module records its output in C(.swiftlinux-output.json)).
+      - Anything else is left untouched and the run fails, naming what it found.
     type: path
     required: true
   scope:
@@ -228,7 +231,6 @@ manifest:
       type: str
 """
 
-import json
 import os
 import re
 import shutil
@@ -237,7 +239,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import read_json, unwritable_reason
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _files, _manifest
 
 try:
     from ansible_collections.swiftlinux.deploy.plugins.module_utils import _bag
@@ -248,7 +250,7 @@ try:
 except ImportError as exc:
     IMPORT_ERROR = exc
 
-MANIFEST = "bag.json"
+MANIFEST = _manifest.BAG_MANIFEST
 SBOM = "bag.spdx.json"
 _MANIFEST_FILE_KEYS = ("path", "sha256", "size", "source", "package", "package_version", "kind")
 
@@ -269,23 +271,38 @@ def _check_dest(module, dest, inputs, resources):
         if _inside(os.path.realpath(path), real_dest):
             module.fail_json(msg="input %s is inside dest %s, and writing the bag replaces dest; choose a dest that "
                                  "holds none of the inputs" % (path, dest))
-    if os.path.isdir(dest) and os.listdir(dest) and not os.path.isfile(os.path.join(dest, MANIFEST)):
-        module.fail_json(msg="dest %s is not empty and holds no %s, so it is not a bag this module made; choose a new "
-                             "or empty directory" % (dest, MANIFEST))
-    reason = unwritable_reason(dest)
+    try:
+        _files.check_replaceable(dest, "shared_objects")
+    except _files.NotOurs as exc:
+        module.fail_json(msg=str(exc))
+    reason = _files.unwritable_reason(dest)
     if reason:
         module.fail_json(msg="dest %s cannot be written (%s); choose a writable directory" % (dest, reason))
 
 
+def _previous(dest):
+    """The manifest of the bag in dest, or None when there is none or it is not one shared_objects wrote."""
+    if not os.path.lexists(os.path.join(dest, MANIFEST)):
+        return None
+    try:
+        return _manifest.read_bag(dest)
+    except (_manifest.ManifestError, OSError):
+        return None
+
+
 def _intact(dest, manifest):
-    """True when every file the manifest lists is still in dest with its checksum."""
-    for item in manifest.get("files", ()):
-        path = os.path.join(dest, item["path"])
-        if not os.path.isfile(path) or os.path.getsize(path) != item["size"]:
-            return False
-        if _bag.file_sha256(path) != item["sha256"]:
-            return False
-    return all(os.path.islink(os.path.join(dest, link["path"])) for link in manifest.get("links", ()))
+    """True when every file the manifest lists is still in dest, regular and with its checksum."""
+    try:
+        for item in manifest["files"]:
+            path = _manifest.contained(dest, item["path"], "bag file")
+            if _manifest.file_type(path) != "file" or os.path.getsize(path) != item["size"]:
+                return False
+            if _bag.file_sha256(path) != item["sha256"]:
+                return False
+        return all(_manifest.file_type(_manifest.contained(dest, link["path"], "bag link")) == "link"
+                   for link in manifest["links"])
+    except _manifest.ManifestError:
+        return False
 
 
 def _glibc_version(path):
@@ -295,7 +312,7 @@ def _glibc_version(path):
     return match.group(1).decode() if match else None
 
 
-def _manifest(module, plan, fingerprint, files, links, launch):
+def _bag_manifest(module, plan, fingerprint, files, links, launch):
     params = module.params
     owners = _bag.debian_owners(sorted(set(f["source"] for f in files if f["source"] and f["kind"] != "resource")),
                                 module.run_command)
@@ -342,14 +359,12 @@ def _make_bag(module, plan, fingerprint, stage):
         return module.run_command(cmd)
 
     files, links, launch = _bag.stage_bag(plan, stage, module.params["resources"], run)
-    manifest = _manifest(module, plan, fingerprint, files, links, launch)
+    manifest = _bag_manifest(module, plan, fingerprint, files, links, launch)
     sbom = spdx_document("bag-" + "-".join(manifest["executables"]), [
         dict(f, sha1=next(s["sha1"] for s in files if s["path"] == f["path"])) for f in manifest["files"]],
         created=_created())
-    with open(os.path.join(stage, MANIFEST), "w") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-    with open(os.path.join(stage, SBOM), "w") as handle:
-        json.dump(sbom, handle, indent=2, sort_keys=True)
+    _manifest.write(stage, MANIFEST, manifest)
+    _manifest.write(stage, SBOM, sbom)
     return manifest
 
 
@@ -358,22 +373,6 @@ def _created():
     if epoch and epoch.isdigit():
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
     return None
-
-
-def _publish(stage, dest):
-    """Swap the finished stage in for dest in two renames; the old bag is removed afterwards."""
-    if not os.path.exists(dest):
-        os.rename(stage, dest)
-        return
-    old = tempfile.mkdtemp(prefix=".%s.old-" % os.path.basename(dest), dir=os.path.dirname(dest))
-    os.rmdir(old)
-    os.rename(dest, old)
-    try:
-        os.rename(stage, dest)
-    except OSError:
-        os.rename(old, dest)
-        raise
-    shutil.rmtree(old)
 
 
 def _listing(manifest):
@@ -435,7 +434,7 @@ def main():
 
     result = dict(changed=False, dest=dest, manifest_path=os.path.join(dest, MANIFEST),
                   sbom_path=os.path.join(dest, SBOM), libraries=[lib["name"] for lib in plan.bagged])
-    previous = read_json(os.path.join(dest, MANIFEST))
+    previous = _previous(dest)
     if previous and previous.get("fingerprint") == fingerprint and _intact(dest, previous):
         module.exit_json(manifest=previous, **result)
 
@@ -447,11 +446,11 @@ def main():
             os.chmod(stage, 0o755)
             manifest = _make_bag(module, plan, fingerprint, stage)
             if not module.check_mode:
-                _publish(stage, dest)
+                _files.replace_directory(stage, dest, "shared_objects")
         finally:
             if os.path.isdir(stage):
                 shutil.rmtree(stage)
-    except (_bag.BagError, _bag.ResolveError, ElfError) as exc:
+    except (_bag.BagError, _bag.ResolveError, ElfError, _manifest.ManifestError, _files.NotOurs) as exc:
         module.fail_json(msg=str(exc).rstrip("."))
     except OSError as exc:
         module.fail_json(msg="cannot write the bag to %s: %s (%s); choose a writable dest on a filesystem with room"

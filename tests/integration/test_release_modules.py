@@ -112,7 +112,7 @@ def test_a_release_that_fails_verification_never_becomes_current(tmp_path):
     stage(tmp_path, b"corrupted in transit")
     result = run_module("release", {"root": str(tmp_path), "release_id": "bad", "files": {"app": sha(b"intended")},
                                     "staging": str(tmp_path / "releases" / ".staging")})
-    assert result.get("failed") and "app (checksum mismatch)" in result["msg"] and "good left in place" in result["msg"]
+    assert result.get("failed") and "app (checksum mismatch)" in result["msg"] and "release good is current" in result["msg"]
     assert os.readlink(tmp_path / "current") == "releases/good"
     assert sorted(os.listdir(tmp_path / "releases")) == ["good"]
 

@@ -391,7 +391,7 @@ def test_output_directory_inside_the_input(tmp_path):
 
 def test_dest_that_is_not_a_bag_is_left_alone(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
-    fails({"executables": [products("hello")["hello"]["path"]], "dest": str(tmp_path)}, "not empty", "bag.json")
+    fails({"executables": [products("hello")["hello"]["path"]], "dest": str(tmp_path)}, "did not write", "keep.txt")
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 

@@ -20,6 +20,7 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._bag import (
     fingerprint,
     plan_bag,
     required_versions,
+    stage_bag,
 )
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._resolve import (
     Facts,
@@ -214,3 +215,18 @@ def test_facts_are_read_once_per_real_file(tmp_path):
     facts = Facts()
     assert facts(str(link)) is facts("/bin/ls")
     assert Path(real_path(str(link))) == Path("/bin/ls").resolve()
+
+
+@pytest.mark.parametrize("crafted", ["../../escaped.so", "/etc/ld.so.preload", ".."])
+def test_a_library_name_that_is_not_a_plain_file_name_never_becomes_a_bag_path(tmp_path, crafted):
+    """A DT_NEEDED entry is untrusted: a name with a directory part must not place a file outside lib/."""
+    path = built_fixture("hello", "dynamic")["products"]["hello"]["path"]
+    plan = plan_bag([path], [], "non-system", "elf", Facts())
+    victim = next(name for name, lib in plan.libraries.items() if lib["bagged"])
+    plan.libraries[crafted] = dict(plan.libraries.pop(victim), name=crafted)
+    stage = tmp_path / "a" / "stage"
+    stage.mkdir(parents=True)
+    with pytest.raises(BagError, match="not a plain file name"):
+        stage_bag(plan, str(stage), [], lambda cmd: (0, "", ""))
+    assert list(tmp_path.iterdir()) == [tmp_path / "a"] and list((tmp_path / "a").iterdir()) == [stage]
+    assert not any(p.is_symlink() or p.is_file() for p in stage.rglob("*")), "refused before anything was written"
