@@ -111,7 +111,8 @@ def resolve_dependencies(run, swift, package_path, spm_options=(), pinned=False,
 
 def _unfetched_url(output):
     """The URL SwiftPM failed to clone, or the last one it began fetching without finishing."""
-    failed = re.search(r"Failed to clone repository (\S+?):?\s*$", output, re.MULTILINE)
+    failed = re.search(r"(?:Failed to clone repository|cannot clone from local directory) (\S+?):?\s*$",
+                       output, re.MULTILINE)
     if failed:
         return failed.group(1)
     fetched = set(re.findall(r"^Fetched (\S+)", output, re.MULTILINE))
@@ -123,7 +124,8 @@ def _fetch_failure_reason(output):
     """git's own last word, shortened: 'Could not resolve host: x', "repository '/x' does not exist"."""
     fatal = re.findall(r"fatal: (.+)$", output, re.MULTILINE)
     if not fatal:
-        return (error_lines(output) or ["no reason given"])[0].replace("error: ", "", 1).strip()
+        line = (error_lines(output) or ["no reason given"])[0]
+        return re.sub(r"^.*?error: (?:'[^']*': )?", "", line).strip()
     reason = fatal[-1].strip()
     access = re.match(r"unable to access '[^']*': (.+)", reason)
     return access.group(1) if access else reason
