@@ -124,9 +124,9 @@ def _swift_package(spdx_id, dependency):
         entry["versionInfo"] = version
     host_path = url.split("://", 1)[-1].rsplit(".git", 1)[0] if "://" in url else ""
     if host_path and dependency.get("version"):
+        purl = "pkg:swift/%s@%s" % (quote(host_path, safe="/.-_~"), quote(dependency["version"], safe=".-_~+"))
         entry["externalRefs"] = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                                  "referenceLocator": "pkg:swift/%s@%s" % (quote(host_path, safe="/.-_~"),
-                                                                         quote(dependency["version"], safe=".-_~+"))}]
+                                  "referenceLocator": purl}]
     return entry
 
 
