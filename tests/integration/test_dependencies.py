@@ -142,9 +142,20 @@ def test_sbom_lists_the_package_and_its_resolved_dependency():
 
 # ---- the binaries serve ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode", LINK_MODES)
-def test_dep_server_serves_healthz_and_its_dependency_in_every_mode(mode):
+def runnable(mode: str, tmp_path: Path) -> str:
+    """The static builds as they are; the dynamic one from a bag of its shared objects, as it ships."""
     binary = built_fixture("dep-server", mode)["products"]["dep-server"]["path"]
+    if mode != "dynamic":
+        return binary
+    bag = run_module("shared_objects", {"executables": [binary], "dest": str(tmp_path / "bag")})
+    assert not bag.get("failed"), bag.get("msg")
+    assert any("libswiftCore.so" in str(lib) for lib in bag["libraries"]), bag["libraries"]
+    return str(tmp_path / "bag" / bag["manifest"]["launch"]["dep-server"][0])
+
+
+@pytest.mark.parametrize("mode", LINK_MODES)
+def test_dep_server_serves_healthz_and_its_dependency_in_every_mode(mode, tmp_path):
+    binary = runnable(mode, tmp_path)
     port = free_port()
     with started([binary, "127.0.0.1", str(port)], f"listening on 127.0.0.1:{port}") as (proc, lines):
         assert http_get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
