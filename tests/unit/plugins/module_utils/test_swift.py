@@ -77,11 +77,11 @@ def test_share_dependencies_links_the_one_resolution(tmp_path):
     (resolved / "checkouts" / "greeting").mkdir(parents=True)
     (resolved / "workspace-state.json").write_text("{}")
     (scratch / "repositories" / "old-clone").mkdir(parents=True)  # a private clone from an older build
-    for _ in range(2):
+    for run in ("first", "again"):
         _swift.share_dependencies(str(resolved), str(scratch))
         assert (scratch / "checkouts").resolve() == resolved / "checkouts"
         assert (scratch / "repositories").resolve() == resolved / "repositories"
-        assert (scratch / "workspace-state.json").read_text() == "{}"
+        assert (scratch / "workspace-state.json").read_text() == "{}", run
 
 
 def test_build_sbom_names_each_dependency():
