@@ -30,7 +30,12 @@ PRODUCTS = {
     "multi-exec": ["greeter", "counter"],
     "resources": ["resource-reader"],
     "networking": ["networking-service"],
+    "dep-server": ["dep-server"],
+    "worker": ["worker", "name-lookup"],
 }
+# dep-server's dependency, by a URL on a host that never resolves; builds reach it through a mirror.
+GREETING_URL = "https://git.swiftlinux.invalid/greeting.git"
+GREETING_VERSION = "1.0.0"
 # The one combination that cannot link: libcurl/libxml2 exist only as shared libraries on glibc.
 IMPOSSIBLE = {("networking", "static_executable")}
 
@@ -80,6 +85,46 @@ def run_module(name: str, args: dict, *, check_mode: bool = False, diff: bool = 
     return report["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
+def _git(*args: str, cwd: Path) -> str:
+    # Fixed names and dates make the commit id the same on every run, so builds keep their fingerprint.
+    env = dict(os.environ, GIT_AUTHOR_NAME="swiftlinux tests", GIT_AUTHOR_EMAIL="tests@swiftlinux.invalid",
+               GIT_COMMITTER_NAME="swiftlinux tests", GIT_COMMITTER_EMAIL="tests@swiftlinux.invalid",
+               GIT_AUTHOR_DATE="2024-01-01T00:00:00Z", GIT_COMMITTER_DATE="2024-01-01T00:00:00Z",
+               GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1")
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"git {' '.join(args)} failed: {done.stderr.strip()}; install git (apt-get install git)",
+                    pytrace=False)
+    return done.stdout.strip()
+
+
+@functools.cache
+def greeting_repository() -> Path:
+    """tests/fixtures/dep-server-greeting as a git repository tagged GREETING_VERSION, once per session.
+
+    It lives at a fixed place in BUILD_CACHE, so the mirror path, and with it the build fingerprint, stays
+    the same from run to run.
+    """
+    import shutil
+
+    repo = BUILD_CACHE / "git" / "greeting"
+    if repo.exists():
+        shutil.rmtree(repo)
+    shutil.copytree(FIXTURES / "dep-server-greeting", repo, ignore=shutil.ignore_patterns(".build", ".swiftpm"))
+    _git("init", "-q", "-b", "main", cwd=repo)
+    _git("add", "-A", cwd=repo)
+    _git("commit", "-q", "-m", "greeting " + GREETING_VERSION, cwd=repo)
+    _git("tag", GREETING_VERSION, cwd=repo)
+    return repo
+
+
+def fixture_args(fixture: str) -> dict:
+    """Module arguments a fixture needs beyond package_path: dep-server gets its dependency through a mirror."""
+    if fixture == "dep-server":
+        return {"mirrors": {GREETING_URL: str(greeting_repository())}}
+    return {}
+
+
 def swift_build_fixture(fixture: str, mode: str) -> Path:
     """The directory holding a fixture's executables built in `mode` (resources and debug files beside)."""
     return Path(built_fixture(fixture, mode)["manifest"]).parent
@@ -95,6 +140,7 @@ def built_fixture(fixture: str, mode: str) -> dict:
         "package_path": str(FIXTURES / fixture),
         "link_mode": mode,
         "dest": str(BUILD_CACHE / "artifacts" / fixture / mode),
+        **fixture_args(fixture),
     })
     if result.get("failed"):
         raise AssertionError(f"swift_build of {fixture} ({mode}) failed: {result.get('msg')}")

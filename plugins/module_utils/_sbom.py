@@ -16,7 +16,7 @@ import re
 import time
 from urllib.parse import quote
 
-__all__ = ["spdx_document", "SPDX_VERSION"]
+__all__ = ["spdx_document", "spdx_build_document", "SPDX_VERSION"]
 
 SPDX_VERSION = "SPDX-2.3"
 TOOL = "swiftlinux.deploy"
@@ -87,6 +87,47 @@ def spdx_document(name, files, created=None):
         "files": spdx_files,
         "relationships": relationships,
     }
+
+
+def spdx_build_document(name, files, dependencies, created=None):
+    """An SPDX 2.3 document for a Swift build: its files, and one package per resolved dependency.
+
+    `dependencies` are dicts with `identity`, `url` (as the manifest gives it), `version`, `revision` and
+    `branch`, as _swift.resolved_dependencies returns them; the built package DEPENDS_ON each of them.
+    """
+    document = spdx_document(name, files, created)
+    root_id = document["documentDescribes"][0]
+    for dependency in sorted(dependencies, key=lambda d: d["identity"]):
+        spdx_id = "SPDXRef-Package-swift-" + _spdx_id(dependency["identity"])
+        document["packages"].append(_swift_package(spdx_id, dependency))
+        document["relationships"].append({"spdxElementId": root_id, "relationshipType": "DEPENDS_ON",
+                                          "relatedSpdxElement": spdx_id})
+    return document
+
+
+def _swift_package(spdx_id, dependency):
+    url, revision = dependency["url"], dependency.get("revision")
+    entry = {
+        "SPDXID": spdx_id,
+        "name": dependency["identity"],
+        # SPDX's VCS form: git+https://host/path@revision; other locations are not stated.
+        "downloadLocation": ("git+%s%s" % (url, "@" + revision if revision else "")
+                             if url.startswith(("https://", "http://", "ssh://")) else "NOASSERTION"),
+        "filesAnalyzed": False,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "primaryPackagePurpose": "LIBRARY",
+    }
+    version = dependency.get("version") or dependency.get("branch") or revision
+    if version:
+        entry["versionInfo"] = version
+    host_path = url.split("://", 1)[-1].rsplit(".git", 1)[0] if "://" in url else ""
+    if host_path and dependency.get("version"):
+        purl = "pkg:swift/%s@%s" % (quote(host_path, safe="/.-_~"), quote(dependency["version"], safe=".-_~+"))
+        entry["externalRefs"] = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                                  "referenceLocator": purl}]
+    return entry
 
 
 def _debian_package(spdx_id, package, version):

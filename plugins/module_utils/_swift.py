@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 
 # Where toolchains are usually unpacked when `swift` is not on PATH.
 TOOLCHAIN_DIRS = ("/opt/swift/usr/bin", "/usr/share/swift/usr/bin", "/usr/local/swift/usr/bin")
@@ -50,9 +51,13 @@ def installed_sdks(run, swift):
             if line.strip() and not line.startswith("No Swift SDKs")]
 
 
-def describe_package(run, swift, package_path):
-    """`swift package describe` as a dict, with compiler/manifest errors turned into one message."""
-    rc, out, err = run([swift, "package", "--package-path", package_path, "describe", "--type", "json"])
+def describe_package(run, swift, package_path, spm_options=()):
+    """`swift package describe` as a dict, with compiler/manifest errors turned into one message.
+
+    `spm_options` (scratch, config and cache paths) must match the resolution's, so nothing is fetched again.
+    """
+    rc, out, err = run([swift, "package", "--package-path", package_path] + list(spm_options)
+                       + ["describe", "--type", "json"])
     if rc != 0:
         raise SwiftError("swift package describe failed for %s:\n%s"
                          % (package_path, "\n".join(error_lines(out + "\n" + err)) or err.strip()))
@@ -60,9 +65,10 @@ def describe_package(run, swift, package_path):
     return json.loads(out[out.index("{"):])
 
 
-def package_paths(run, swift, package_path):
+def package_paths(run, swift, package_path, spm_options=()):
     """The root package and every package it depends on, as local directories."""
-    rc, out, err = run([swift, "package", "--package-path", package_path, "show-dependencies", "--format", "json"])
+    rc, out, err = run([swift, "package", "--package-path", package_path] + list(spm_options)
+                       + ["show-dependencies", "--format", "json"])
     if rc != 0:
         raise SwiftError("swift package show-dependencies failed for %s: %s" % (package_path, (err or out).strip()))
     paths = []
@@ -75,6 +81,99 @@ def package_paths(run, swift, package_path):
 
     walk(json.loads(out[out.index("{"):]))
     return paths
+
+
+def resolve_dependencies(run, swift, package_path, spm_options=(), pinned=False, mirrors=None):
+    """Fetch and check out the package's dependencies once, into the scratch path in `spm_options`.
+
+    `pinned` takes versions only from Package.resolved. A dependency that cannot be fetched becomes one
+    sentence naming its URL as the manifest gives it (`mirrors` maps mirror locations back to it).
+    """
+    cmd = [swift, "package", "--package-path", package_path] + list(spm_options) + ["resolve"]
+    if pinned:
+        cmd.append("--force-resolved-versions")
+    rc, out, err = run(cmd)
+    if rc == 0:
+        return
+    output = out + "\n" + err
+    url = _unfetched_url(output)
+    if url:
+        originals = {mirror: original for original, mirror in (mirrors or {}).items()}
+        url = originals.get(url, originals.get(url.replace("file://", "", 1), url))
+        raise SwiftError("dependency %s could not be fetched (%s); add a mirror with the mirrors option or vendor it"
+                         % (url, _fetch_failure_reason(output)))
+    if "resolved file is required" in output or "out of date" in output or "not in the resolved file" in output:
+        raise SwiftError("force_resolved_versions needs a Package.resolved in %s that pins every dependency; "
+                         "resolve once without it and commit Package.resolved" % package_path)
+    lines = error_lines(output) or output.strip().splitlines()[-3:]
+    raise SwiftError("swift package resolve failed for %s: %s" % (package_path, " ".join(lines)))
+
+
+def _unfetched_url(output):
+    """The URL SwiftPM failed to clone, or the last one it began fetching without finishing."""
+    failed = re.search(r"(?:Failed to clone repository|cannot clone from local directory) (\S+?):?\s*$",
+                       output, re.MULTILINE)
+    if failed:
+        return failed.group(1)
+    fetched = set(re.findall(r"^Fetched (\S+)", output, re.MULTILINE))
+    pending = [u for u in re.findall(r"^Fetching (\S+)\s*$", output, re.MULTILINE) if u not in fetched]
+    return pending[-1] if pending else None
+
+
+def _fetch_failure_reason(output):
+    """git's own last word, shortened: 'Could not resolve host: x', "repository '/x' does not exist"."""
+    fatal = re.findall(r"fatal: (.+)$", output, re.MULTILINE)
+    if not fatal:
+        line = (error_lines(output) or ["no reason given"])[0]
+        return re.sub(r"^.*?error: (?:'[^']*': )?", "", line).strip()
+    reason = fatal[-1].strip()
+    access = re.match(r"unable to access '[^']*': (.+)", reason)
+    return access.group(1) if access else reason
+
+
+def resolved_dependencies(package_path):
+    """The pins of Package.resolved (versions 1 to 3): identity, URL as the manifest gives it, version, revision."""
+    try:
+        with open(os.path.join(package_path, "Package.resolved")) as handle:
+            document = json.load(handle)
+    except (OSError, ValueError):
+        return []
+    pins = document.get("pins") if isinstance(document, dict) else None
+    if pins is None and isinstance(document, dict) and isinstance(document.get("object"), dict):
+        pins = document["object"].get("pins")  # version 1 files
+    found = []
+    for pin in pins if isinstance(pins, list) else ():
+        if not isinstance(pin, dict) or not isinstance(pin.get("state"), dict):
+            continue
+        url = pin.get("location") or pin.get("repositoryURL") or ""
+        identity = pin.get("identity") or pin.get("package") or os.path.basename(url).rsplit(".git", 1)[0]
+        found.append({"identity": str(identity).lower(), "url": str(url),
+                      "version": pin["state"].get("version"), "revision": pin["state"].get("revision"),
+                      "branch": pin["state"].get("branch")})
+    return sorted(found, key=lambda pin: pin["identity"])
+
+
+def share_dependencies(resolved_dir, scratch):
+    """Let a build's scratch directory use the checkouts resolved once into `resolved_dir`.
+
+    SwiftPM keeps clones in `repositories/` and working copies in `checkouts/` of its scratch path; links
+    to the shared ones plus a copy of the workspace state mean a build finds every dependency at the pinned
+    revision and fetches nothing. Each link mode still compiles in its own scratch directory.
+    """
+    os.makedirs(scratch, exist_ok=True)
+    for name in ("repositories", "checkouts"):
+        link, target = os.path.join(scratch, name), os.path.join(resolved_dir, name)
+        if os.path.islink(link) and os.readlink(link) == target:
+            continue
+        if os.path.islink(link) or os.path.isfile(link):
+            os.unlink(link)
+        elif os.path.isdir(link):
+            shutil.rmtree(link)  # a private copy from an older build in this scratch directory
+        os.makedirs(target, exist_ok=True)
+        os.symlink(target, link)
+    state = os.path.join(resolved_dir, "workspace-state.json")
+    if os.path.isfile(state):
+        shutil.copyfile(state, os.path.join(scratch, "workspace-state.json"))
 
 
 def executable_products(description):

@@ -18,8 +18,12 @@ description:
     headers, and fails loudly when it is not.
   - Skips the build when the sources of the package and of its local dependencies, the options and the
     toolchain are unchanged since the last build into O(dest).
+  - Resolves the package's dependencies once into C(.build/swiftlinux/dependencies) inside the package;
+    every link mode and product builds against those checkouts, so each dependency is fetched once.
   - Output appears in O(dest) only once every product is built and verified; a failed build leaves
-    O(dest) as it was.
+    O(dest) as it was. O(dest) is replaced only when it is absent, empty, or holds exactly this module's
+    previous output; anything else there stops the module before it builds.
+  - Writes C(sbom.spdx.json), an SPDX 2.3 document listing the executables and the resolved dependencies.
   - Runs on the build host, usually delegated to C(localhost).
 author:
   - swiftlinux.deploy maintainers (@swiftlinux)
@@ -92,9 +96,36 @@ options:
     choices: ['none', 'thin', 'full']
     default: 'none'
   dest:
-    description: Directory that receives the executables, debug files, resources and C(swift_build.json).
+    description:
+      - Directory that receives the executables, debug files, resources, C(swift_build.json) and C(sbom.spdx.json).
+      - It must not be the package directory, contain it, or lie inside its C(Sources).
     type: path
     required: true
+  mirrors:
+    description:
+      - SwiftPM mirrors, each an original dependency URL as the manifest gives it mapped to the URL or local
+        path of a mirror, for example a git server inside the firewall or a vendored clone.
+      - Written to a SwiftPM configuration directory the module owns and passed with C(--config-path);
+        the package's own files are never touched. Package.resolved keeps the original URLs.
+    type: dict
+    default: {}
+  force_resolved_versions:
+    description:
+      - Take dependency versions only from the package's C(Package.resolved) (C(--force-resolved-versions))
+        and fail when it is missing or out of date, instead of resolving again.
+    type: bool
+    default: false
+    aliases: [resolution_pinned]
+  build_args:
+    description:
+      - Extra arguments for C(swift build), passed after the module's own, for example C([--jobs, '1']) or
+        C([-Xcc, -DNDEBUG]).
+      - They enter the fingerprint, so changing them rebuilds.
+      - C(--package-path), C(--scratch-path) and C(--config-path) are refused; use O(package_path),
+        O(scratch_path) and O(mirrors).
+    type: list
+    elements: str
+    default: []
   scratch_path:
     description:
       - SwiftPM scratch directory for this build.
@@ -111,8 +142,12 @@ options:
     type: bool
     default: false
 notes:
-  - Fully static glibc executables cannot use NSS, so host names do not resolve in them; bind and connect
-    to IP literals. FoundationNetworking and FoundationXML need libcurl and libxml2, which are only
+  - Fully static glibc executables resolve host names only through the NSS modules built into static glibc,
+    C(files) (C(/etc/hosts)) and C(dns) (C(/etc/resolv.conf)); modules loaded as shared objects, such as
+    C(myhostname), C(resolve) (systemd-resolved), C(mdns) or C(ldap), are not available. See the README.
+  - Check mode still resolves dependencies (fetching them and writing C(Package.resolved) as SwiftPM does),
+    because the fingerprint covers their sources.
+  - FoundationNetworking and FoundationXML need libcurl and libxml2, which are only
     available as shared libraries on glibc, so they require O(link_mode=static_stdlib) or O(swift_sdk).
 """
 
@@ -133,6 +168,17 @@ EXAMPLES = r"""
     optimize_size: true
     lto: full
     dest: /srv/artifacts/api
+  delegate_to: localhost
+
+- name: Build a server whose dependencies come from an internal mirror, with pinned versions
+  swiftlinux.deploy.swift_build:
+    package_path: /src/api
+    link_mode: static_executable
+    mirrors:
+      https://github.com/apple/swift-nio.git: https://git.example.internal/mirrors/swift-nio.git
+    force_resolved_versions: true
+    build_args: [--jobs, "2"]
+    dest: /srv/artifacts/api-static
   delegate_to: localhost
 
 - name: Build with the Static Linux SDK (musl) when it is installed
@@ -168,6 +214,37 @@ fingerprint:
   description: sha256 over the package sources, its local dependencies, the options and the toolchain.
   returned: always
   type: str
+dependencies:
+  description:
+    - The resolved package dependencies (from C(Package.resolved)), sorted by identity; also recorded in
+      C(swift_build.json) and C(sbom.spdx.json). Local path dependencies are not pinned and not listed.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    identity:
+      description: SwiftPM's identity of the dependency.
+      type: str
+      sample: swift-nio
+    url:
+      description: The URL as the manifest gives it (not the mirror).
+      type: str
+      sample: https://github.com/apple/swift-nio.git
+    version:
+      description: The resolved version, or null for a branch or revision pin.
+      type: str
+      sample: 2.65.0
+    revision:
+      description: The resolved commit.
+      type: str
+    branch:
+      description: The branch, for a branch pin, else null.
+      type: str
+sbom:
+  description: Path of the SPDX 2.3 document C(sbom.spdx.json) in O(dest).
+  returned: always
+  type: str
+  sample: /srv/artifacts/api/sbom.spdx.json
 manifest:
   description: Path of C(swift_build.json) in O(dest), which records this result.
   returned: always
@@ -219,8 +296,9 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.swiftlinux.deploy.plugins.module_utils import _swift
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _files, _swift
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import read_json, sha256_file, unwritable_reason
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._sbom import spdx_build_document
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import LINK_MODE_FLAGS, link_mode_problem
 
 try:
@@ -230,6 +308,10 @@ except ImportError as exc:  # pyelftools missing on the build host
     ELF_IMPORT_ERROR = exc
 
 MANIFEST = "swift_build.json"
+SBOM = "sbom.spdx.json"
+OWNER = "swift_build"
+# Set by the module from its own options; the same flags in build_args would send SwiftPM elsewhere.
+_RESERVED_BUILD_ARGS = ("--package-path", "--scratch-path", "--config-path")
 BACKTRACER = "swift-backtrace-static"
 # Undefined symbols that mean FoundationNetworking/FoundationXML met a fully static glibc link.
 _SHARED_ONLY_SYMBOLS = ("curl_", "xml", "CFURLSession")
@@ -268,12 +350,54 @@ def _check_package(module, package_path):
                              "directory that holds Package.swift" % package_path)
 
 
-def _check_dest(module, dest):
+def _inside(path, root):
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _check_dest(module, dest, package_path):
+    real_dest, real_package = os.path.realpath(dest), os.path.realpath(package_path)
+    if _inside(real_package, real_dest) or _inside(real_dest, os.path.join(real_package, "Sources")):
+        module.fail_json(msg="dest %s is or holds the package %s or lies inside its Sources, where the build output "
+                             "would replace sources; choose a dest outside the package's sources, such as %s"
+                             % (dest, package_path, os.path.join(package_path, "dist")))
     if os.path.exists(dest) and not os.path.isdir(dest):
         module.fail_json(msg="dest %s exists and is not a directory; choose a directory for the build output" % dest)
     reason = unwritable_reason(dest)
     if reason:
         module.fail_json(msg="dest %s cannot be written (%s); choose a writable directory" % (dest, reason))
+    try:
+        _files.check_replaceable(dest, OWNER)
+    except _files.NotOurs as exc:
+        module.fail_json(msg=str(exc))
+
+
+def _check_dependency_options(module):
+    params = module.params
+    for original, mirror in params["mirrors"].items():
+        if not isinstance(mirror, str) or not original or not mirror:
+            module.fail_json(msg="mirrors maps each dependency URL to one mirror URL or path; %r: %r is not that"
+                                 % (original, mirror))
+        if mirror.startswith("/") and not os.path.isdir(mirror):
+            module.fail_json(msg="the mirror %s for %s is not a directory; give the path of a git repository or a "
+                                 "mirror URL" % (mirror, original))
+    for arg in params["build_args"]:
+        if arg.split("=", 1)[0] in _RESERVED_BUILD_ARGS:
+            module.fail_json(msg="build_args must not contain %s; set package_path, scratch_path or mirrors instead"
+                                 % arg.split("=", 1)[0])
+
+
+def _resolution_options(params):
+    """SwiftPM options for resolving: the shared dependency folder, and the module's mirror configuration."""
+    base = os.path.join(params["package_path"], ".build", "swiftlinux")
+    options = ["--disable-dependency-cache"]  # one clone per package, and git's own error when it fails
+    if params["mirrors"]:
+        config = os.path.join(base, "config")
+        os.makedirs(config, exist_ok=True)
+        entries = [{"original": o, "mirror": m} for o, m in sorted(params["mirrors"].items())]
+        with open(os.path.join(config, "mirrors.json"), "w") as handle:
+            json.dump({"object": entries, "version": 1}, handle, indent=2, sort_keys=True)
+        options += ["--config-path", config]
+    return os.path.join(base, "dependencies"), options
 
 
 def _select_products(module, description):
@@ -306,9 +430,9 @@ def _check_sdk(module, run, swift):
         module.fail_json(msg="Swift SDK %s builds fully static executables only; use link_mode=static_executable" % sdk)
 
 
-def _build_command(params, swift, scratch):
+def _build_command(params, swift, scratch, spm_options):
     cmd = [swift, "build", "-c", params["configuration"], "--package-path", params["package_path"],
-           "--scratch-path", scratch]
+           "--scratch-path", scratch] + spm_options
     if params["swift_sdk"]:
         cmd += ["--swift-sdk", params["swift_sdk"]]
         if params["link_mode"] != "static_executable":
@@ -323,7 +447,7 @@ def _build_command(params, swift, scratch):
         cmd += ["-Xswiftc", flag]
     for flag in params["linker_flags"]:
         cmd += ["-Xlinker", flag]
-    return cmd
+    return cmd + params["build_args"]
 
 
 def _explain_build_failure(params, output):
@@ -338,13 +462,15 @@ def _explain_build_failure(params, output):
     return BuildError("swift build failed:\n" + "\n".join(lines or output.strip().splitlines()[-20:]))
 
 
-def _fingerprint(module, run, swift, version, scratch):
+def _fingerprint(module, run, swift, version, scratch, resolution, dependencies):
     params = module.params
-    paths = _swift.package_paths(run, swift, params["package_path"])
+    paths = _swift.package_paths(run, swift, params["package_path"], resolution)
     options = {k: params[k] for k in ("products", "link_mode", "configuration", "swift_sdk", "swiftc_flags",
-                                      "linker_flags", "strip", "optimize_size", "lto")}
+                                      "linker_flags", "strip", "optimize_size", "lto", "mirrors",
+                                      "force_resolved_versions", "build_args")}
     sources = _swift.source_fingerprint(paths, skip=(params["dest"], scratch))
-    blob = json.dumps({"sources": sources, "options": options, "swift": version}, sort_keys=True)
+    blob = json.dumps({"sources": sources, "options": options, "swift": version, "dependencies": dependencies},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -406,30 +532,23 @@ def _backtracer_source(params, swift):
     return os.path.realpath(candidate) if os.path.isfile(candidate) else None
 
 
-def _publish(stage, dest):
-    """Move the staged files into dest; dest changes only after everything was built and verified."""
-    if not os.path.exists(dest):
-        os.rename(stage, dest)
-        return
-    for entry in sorted(os.listdir(stage)):
-        target = os.path.join(dest, entry)
-        if os.path.isdir(target) and not os.path.islink(target):
-            shutil.rmtree(target)
-        os.replace(os.path.join(stage, entry), target)
-    os.rmdir(stage)
+def _sbom_files(results):
+    return [{"path": os.path.basename(p["path"]), "sha256": p["sha256"], "size": p["size"]} for p in results.values()]
 
 
-def _build(module, run, swift, version, scratch, fingerprint, description, products):
+def _build(module, run, swift, version, scratch, fingerprint, description, products, build_context):
     params = module.params
     dest = params["dest"]
+    resolved_dir, spm_options, dependencies = build_context
+    _swift.share_dependencies(resolved_dir, scratch)
     output = ""
     for product in products if params["products"] else [None]:
-        cmd = _build_command(params, swift, scratch) + (["--product", product] if product else [])
+        cmd = _build_command(params, swift, scratch, spm_options) + (["--product", product] if product else [])
         rc, out, err = run(cmd)
         output = out + "\n" + err
         if rc != 0:
             raise _explain_build_failure(params, output)
-    rc, bin_dir, err = run(_build_command(params, swift, scratch) + ["--show-bin-path"])
+    rc, bin_dir, err = run(_build_command(params, swift, scratch, spm_options) + ["--show-bin-path"])
     if rc != 0:
         raise BuildError("swift build --show-bin-path failed: %s" % err.strip())
     bin_dir = bin_dir.strip().splitlines()[-1]
@@ -449,10 +568,13 @@ def _build(module, run, swift, version, scratch, fingerprint, description, produ
             shutil.copy2(backtracer, os.path.join(stage, BACKTRACER))
         record = {"fingerprint": fingerprint, "link_mode": params["link_mode"],
                   "configuration": params["configuration"], "swift_version": version,
-                  "swift_sdk": params["swift_sdk"], "products": results}
+                  "swift_sdk": params["swift_sdk"], "products": results, "dependencies": dependencies}
         with open(os.path.join(stage, MANIFEST), "w") as handle:
             json.dump(record, handle, indent=2, sort_keys=True)
-        _publish(stage, dest)
+        with open(os.path.join(stage, SBOM), "w") as handle:
+            json.dump(spdx_build_document(description["name"], _sbom_files(results), dependencies), handle,
+                      indent=2, sort_keys=True)
+        _files.replace_directory(stage, dest, OWNER)
     finally:
         if os.path.isdir(stage):
             shutil.rmtree(stage)
@@ -473,6 +595,9 @@ def main():
             optimize_size=dict(type="bool", default=False),
             lto=dict(type="str", default="none", choices=["none", "thin", "full"]),
             dest=dict(type="path", required=True),
+            mirrors=dict(type="dict", default={}),
+            force_resolved_versions=dict(type="bool", default=False, aliases=["resolution_pinned"]),
+            build_args=dict(type="list", elements="str", default=[]),
             scratch_path=dict(type="path"),
             swift_executable=dict(type="path"),
             force=dict(type="bool", default=False),
@@ -485,7 +610,8 @@ def main():
     params["dest"] = os.path.abspath(params["dest"])
     params["package_path"] = os.path.abspath(params["package_path"])
     _check_package(module, params["package_path"])
-    _check_dest(module, params["dest"])
+    _check_dest(module, params["dest"], params["package_path"])
+    _check_dependency_options(module)
     swift = _find_swift(module)
 
     def run(cmd):
@@ -494,18 +620,24 @@ def main():
     try:
         version = _swift.swift_version(run, swift)
         _check_sdk(module, run, swift)
-        description = _swift.describe_package(run, swift, params["package_path"])
+        resolved_dir, spm_options = _resolution_options(params)
+        resolution = ["--scratch-path", resolved_dir] + spm_options
+        _swift.resolve_dependencies(run, swift, params["package_path"], resolution,
+                                    pinned=params["force_resolved_versions"], mirrors=params["mirrors"])
+        dependencies = _swift.resolved_dependencies(params["package_path"])
+        description = _swift.describe_package(run, swift, params["package_path"], resolution)
         products = _select_products(module, description)
         scratch = params["scratch_path"] or os.path.join(
             params["package_path"], ".build", "swiftlinux",
             "%s-%s%s" % (params["link_mode"], params["configuration"],
                          "-" + params["swift_sdk"] if params["swift_sdk"] else ""))
-        fingerprint = _fingerprint(module, run, swift, version, scratch)
+        fingerprint = _fingerprint(module, run, swift, version, scratch, resolution, dependencies)
         previous = read_json(os.path.join(params["dest"], MANIFEST))
         before = {n: p["sha256"] for n, p in (previous or {}).get("products", {}).items()}
         result = dict(changed=False, link_mode=params["link_mode"], configuration=params["configuration"],
                       swift_version=version, swift_sdk=params["swift_sdk"], fingerprint=fingerprint,
-                      manifest=os.path.join(params["dest"], MANIFEST), products={})
+                      manifest=os.path.join(params["dest"], MANIFEST), sbom=os.path.join(params["dest"], SBOM),
+                      dependencies=dependencies, products={})
         if not params["force"] and _up_to_date(previous, fingerprint):
             result["products"] = previous["products"]
             module.exit_json(**result)
@@ -513,8 +645,9 @@ def main():
         if module.check_mode:
             result["diff"] = dict(before=before, after={n: "(built on apply)" for n in products})
             module.exit_json(**result)
-        record = _build(module, run, swift, version, scratch, fingerprint, description, products)
-    except (_swift.SwiftError, BuildError, ElfError) as exc:
+        record = _build(module, run, swift, version, scratch, fingerprint, description, products,
+                        (resolved_dir, spm_options, dependencies))
+    except (_swift.SwiftError, BuildError, ElfError, _files.NotOurs) as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg="cannot write the build output to %s: %s; choose a writable dest"

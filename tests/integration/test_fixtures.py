@@ -145,7 +145,8 @@ def elf_linkage(binary: Path) -> tuple[bool, list[str]]:
 
 
 BINARIES = [("hello", "hello"), ("http-service", "http-service"), ("foundation-service", "foundation-service"),
-            ("multi-exec", "greeter"), ("multi-exec", "counter"), ("resources", "resource-reader")]
+            ("multi-exec", "greeter"), ("multi-exec", "counter"), ("resources", "resource-reader"),
+            ("dep-server", "dep-server"), ("worker", "worker"), ("worker", "name-lookup")]
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
@@ -453,3 +454,68 @@ def test_networking_fetch_against_itself(networking_service):
     with running(networking_service) as service:
         result = run(networking_service, "--fetch", service.url("/health"))
         assert (result.returncode, result.stdout) == (0, 'HTTP 200\n{"status":"ok"}\n')
+
+
+# --- (g) dep-server: positional <host> <port>, /healthz (more in test_dependencies.py) ---------------
+
+@pytest.fixture(params=ALL_MODES)
+def dep_server(request) -> Path:
+    return swift_build_fixture("dep-server", request.param) / "dep-server"
+
+
+def test_dep_server_binds_a_host_name_and_stops_on_sigint(dep_server):
+    port = free_port()
+    proc = subprocess.Popen([str(dep_server), "localhost", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=clean_env())
+    try:
+        assert proc.stdout.readline() == f"listening on localhost:{port}\n"
+        status, headers, body = http_get(f"http://127.0.0.1:{port}/healthz")
+        assert (status, headers["Content-Type"], body) == (200, "text/plain; charset=utf-8", "ok\n")
+        assert http_get(f"http://127.0.0.1:{port}/healthz", method="POST", data=b"x")[0] == 405
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=STOP_TIMEOUT) == 0 and proc.stdout.read() == "stopping\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+# --- (h) worker and name-lookup -----------------------------------------------------------------------
+
+@pytest.fixture(params=ALL_MODES)
+def worker_dir(request) -> Path:
+    return swift_build_fixture("worker", request.param)
+
+
+def test_worker_heartbeats_until_sigterm(worker_dir):
+    proc = subprocess.Popen([str(worker_dir / "worker"), "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=clean_env())
+    try:
+        assert proc.stdout.readline() == "worker started\n"
+        first, second = proc.stdout.readline().split(), proc.stdout.readline().split()
+        assert (first[:2], second[:2]) == (["heartbeat", "1"], ["heartbeat", "2"]) and first[2] != second[2]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=STOP_TIMEOUT) == 0
+        assert proc.stdout.read().splitlines()[-1:] == ["stopping"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.parametrize("args", [["0"], ["soon"], ["1", "2"]])
+def test_worker_usage_errors(worker_dir, args):
+    result = run(worker_dir / "worker", *args)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", "usage: worker [interval-seconds]\n")
+
+
+def test_name_lookup(worker_dir):
+    found = run(worker_dir / "name-lookup", "localhost")
+    assert found.returncode == 0 and "localhost 127.0.0.1" in found.stdout.splitlines(), found
+    missing = run(worker_dir / "name-lookup", "no-such-name.invalid")
+    assert missing.returncode == 1 and missing.stderr.startswith("name-lookup: no-such-name.invalid: ")
+    assert run(worker_dir / "name-lookup").returncode == 2

@@ -108,6 +108,13 @@ def test_unchanged_sources_do_not_rebuild_and_edits_do(hello_copy, tmp_path):
     assert third["diff"]["before"] == {"hello": first["products"]["hello"]["sha256"]}
     assert subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.strip() \
         == "Hello, edited world!"
+    assert run_module("swift_build", args)["changed"] is False
+
+    # A file the user adds to the output makes it no longer only ours: refused before any build.
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    refused = run_module("swift_build", {**args, "force": True})
+    assert refused.get("failed") and "notes.txt" in refused["msg"] and "\n" not in refused["msg"], refused
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine" and exe.is_file()
 
 
 def test_check_mode_reports_a_build_and_writes_nothing(hello_copy, tmp_path):
@@ -196,6 +203,43 @@ def test_dest_that_is_a_file(tmp_path):
     blocker.write_text("keep me")
     _fails({"package_path": str(FIXTURES / "hello"), "dest": str(blocker)}, "is not a directory")
     assert blocker.read_text() == "keep me"
+
+
+def test_dest_holding_user_files_is_refused_before_building(tmp_path):
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "report.pdf").write_text("keep me")
+    _fails({"package_path": str(FIXTURES / "hello"), "dest": str(dest)}, str(dest), "report.pdf", "did not write")
+    assert [p.name for p in dest.iterdir()] == ["report.pdf"] and (dest / "report.pdf").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("where", ["package", "parent", "sources", "target"])
+def test_dest_that_is_the_package_or_its_sources_is_refused(tmp_path, where):
+    # A product named Sources would have replaced the package's Sources folder with a binary.
+    package = tmp_path / "pkg"
+    (package / "Sources" / "app").mkdir(parents=True)
+    (package / "Package.swift").write_text(
+        '// swift-tools-version:5.9\nimport PackageDescription\nlet package = Package(name: "pkg", products: '
+        '[.executable(name: "Sources", targets: ["app"])], targets: [.executableTarget(name: "app")])\n')
+    (package / "Sources" / "app" / "main.swift").write_text('print("hi")\n')
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    dest = {"package": package, "parent": tmp_path, "sources": package / "Sources",
+            "target": package / "Sources" / "app"}[where]
+    result = _fails({"package_path": str(package), "dest": str(dest)}, "choose a dest outside")
+    assert "\n" not in result["msg"]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (package / "Sources" / "app" / "main.swift").read_text() == 'print("hi")\n'
+
+
+@pytest.mark.parametrize(("extra", "needles"), [
+    ({"build_args": ["--scratch-path", "/tmp/x"]}, ("build_args must not contain --scratch-path", "scratch_path")),
+    ({"build_args": ["--config-path=/tmp/x"]}, ("build_args must not contain --config-path", "mirrors")),
+    ({"mirrors": {"https://example.invalid/a.git": "/nonexistent/a"}},
+     ("the mirror /nonexistent/a for https://example.invalid/a.git is not a directory",)),
+])
+def test_bad_dependency_options(tmp_path, extra, needles):
+    _fails({"package_path": str(FIXTURES / "hello"), "dest": str(tmp_path / "o"), **extra}, *needles)
+    assert not (tmp_path / "o").exists()
 
 
 def test_dest_that_cannot_be_written(tmp_path):
