@@ -514,8 +514,8 @@ def _describe(archive):
     try:
         config = json.loads(config_bytes)
     except (ValueError, RecursionError) as exc:
-        raise OciError("%s: the image config %s is not valid JSON (%s); %s" % (path, config_name, str(exc)[:80],
-                                                                              _REWRITE))
+        raise OciError("%s: the image config %s is not valid JSON (%s); %s"
+                       % (path, config_name, str(exc)[:80], _REWRITE))
     config = _shape(path, "config", config, dict)
     image_id = hashlib.sha256(config_bytes).hexdigest()
     if _named_digest(config_name) not in (None, image_id):

@@ -142,7 +142,7 @@ def test_gzip_bomb_is_refused_without_inflating_it(tmp_path):
     bomb = tmp_path / "bomb.tar"
     with gzip.open(bomb, "wb", compresslevel=9) as stream:
         chunk = b"\0" * (1 << 20)
-        for _ in range(256):
+        for _megabyte in range(256):
             stream.write(chunk)
     assert bomb.stat().st_size < 4 << 20
     one_sentence_failure(archive_info(bomb), "is not a readable uncompressed tar", "decompress it first")
@@ -366,8 +366,8 @@ def test_credentials_are_not_sent_to_a_redirect_or_upload_on_another_port(tmp_pa
         fake.server_close(), recorder.server_close()
     assert not result.get("failed"), result.get("msg")
     assert result["pushed"] and password not in json.dumps(result)
-    assert any(auth == authorization for _, _, auth in fake.seen), "the registry itself did get the credentials"
-    methods = sorted({method for method, _, _ in recorder.requests})
+    assert any(seen[2] == authorization for seen in fake.seen), "the registry itself did get the credentials"
+    methods = sorted({request[0] for request in recorder.requests})
     assert methods == ["GET", "PUT"], recorder.requests  # the redirected manifest read and the blob uploads
     for method, path, headers in recorder.requests:
         assert "Authorization" not in headers and "authorization" not in {k.lower() for k in headers}, (method, path)
@@ -386,5 +386,5 @@ def test_credentials_never_appear_in_output_at_any_verbosity(registry, auth_regi
              "-a", json.dumps(args)], capture_output=True, text=True, cwd=REPO, env=tool_env(), check=False)
         outputs.append((proc.returncode, proc.stdout + proc.stderr))
         assert password not in proc.stdout + proc.stderr
-    assert [code for code, _ in outputs] == [0, 0, 2], [out[-2000:] for _, out in outputs]
+    assert [output[0] for output in outputs] == [0, 0, 2], [output[1][-2000:] for output in outputs]
     assert "refused the credentials of user swiftlinux" in outputs[2][1]
