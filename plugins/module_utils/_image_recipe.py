@@ -229,11 +229,72 @@ def app_entries(executable, resources, backtracer):
     return entries
 
 
+# ---- image config: validated inputs, then the config object both builders produce ----------------
+
+# Docker's default PATH: the Docker builder gives every FROM-scratch image this one, so the daemonless
+# builder sets it too and both builders give the same Env.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_ID = 2147483647
+MAX_EPOCH = 4294967295  # the last second a 32-bit unsigned time stamp (gzip, many tar readers) holds: 2106
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}\Z")
+HEALTHCHECK_KIND = "command"
+
+
+def check_config_inputs(params):
+    """Refuse, with one sentence, any image setting that could not be written exactly into a Containerfile."""
+    for key in params["env"]:
+        if not _ENV_KEY.match(str(key)):
+            raise OciError("env key %r is not a POSIX variable name; use letters, digits and '_', not starting with "
+                           "a digit" % key)
+    for key in params["labels"]:
+        if not _LABEL_KEY.match(str(key)):
+            raise OciError("label key %r is not valid; use letters, digits, '.', '_', '-' and '/', starting with a "
+                           "letter or digit, for example com.example.team" % key)
+    for value in list(params["env"].values()) + list(params["labels"].values()):
+        if not isinstance(value, (str, int, float, bool)) or "\0" in str(value):
+            raise OciError("env and label values must be strings without NUL characters, but one is %r; quote it "
+                           "as a string" % (value,))
+    if not 0 <= params["user"] <= MAX_ID:
+        raise OciError("user %s is not a numeric id from 0 to %d; set user to the uid the image runs as, for "
+                       "example 65532" % (params["user"], MAX_ID))
+    for port in params["ports"]:
+        if not 1 <= port <= 65535:
+            raise OciError("port %s is not a TCP port from 1 to 65535; fix ports" % port)
+    for item in params["command"]:
+        if "\0" in item:
+            raise OciError("command item %r holds a NUL character, which no program can receive; remove it" % item)
+    epoch = params["source_date_epoch"]
+    if epoch is not None and not 0 <= epoch <= MAX_EPOCH:
+        raise OciError("source_date_epoch %s is out of range; use seconds since 1970 from 0 to %d, for example the "
+                       "last commit's time (git log -1 --format=%%ct)" % (epoch, MAX_EPOCH))
+    return health_config(params["healthcheck"])
+
+
+def health_config(health):
+    """The HEALTHCHECK from the healthcheck option, or None; only exec-form commands can run in a scratch image."""
+    if not health:
+        return None
+    kind = health.get("kind") or HEALTHCHECK_KIND
+    if kind != HEALTHCHECK_KIND:
+        raise OciError("healthcheck kind %s cannot run inside this image: it has no shell, curl or other tool to "
+                       "probe %s; give a command (exec form) the image holds, or leave healthcheck out and let the "
+                       "container role probe from the host" % (kind, kind))
+    command = health.get("command") or []
+    if not command or any("\0" in item for item in command):
+        raise OciError("healthcheck needs command, a non-empty list of arguments without NUL characters that runs "
+                       "inside the container (exec form), for example [/app/api, --self-test]")
+    for name in ("interval", "timeout", "retries", "start_period"):
+        if health[name] < (1 if name in ("interval", "timeout") else 0):
+            raise OciError("healthcheck %s is %s; use a positive number" % (name, health[name]))
+    return dict(health, command=list(command))
+
+
 def image_config(uid, entrypoint, command, env, labels, ports, health):
     """The `config` object of the image (the Docker/OCI runtime settings)."""
     config = {
         "User": "%d:%d" % (uid, uid),
-        "Env": ["%s=%s" % item for item in sorted(env.items())],
+        "Env": ["%s=%s" % item for item in sorted(dict({"PATH": DEFAULT_PATH}, **env).items())],
         "Entrypoint": entrypoint,
         "WorkingDir": APP_DIR if entrypoint else "/",
         "Labels": dict(sorted(labels.items())),
@@ -244,9 +305,29 @@ def image_config(uid, entrypoint, command, env, labels, ports, health):
         config["ExposedPorts"] = {"%d/tcp" % port: {} for port in sorted(ports)}
     if health:
         second = 1000000000
-        config["Healthcheck"] = {"Test": ["CMD"] + health["test"], "Interval": health["interval"] * second,
+        config["Healthcheck"] = {"Test": ["CMD"] + health["command"], "Interval": health["interval"] * second,
                                  "Timeout": health["timeout"] * second, "Retries": health["retries"]}
+        if health["start_period"]:
+            config["Healthcheck"]["StartPeriod"] = health["start_period"] * second
     return config
+
+
+def containerfile_args(config):
+    """Build arguments carrying every Env and Labels value to the Docker builder, and the names that use them.
+
+    A Containerfile line cannot hold every string (a newline ends it, and quoting rules differ between
+    builders), so the template writes ENV KEY="${ARG}" and the value travels as a build argument, which
+    the builder substitutes verbatim. Keys are validated names, so they are written as they are.
+    """
+    args, env, labels = {}, [], []
+    for index, variable in enumerate(config["Env"]):
+        key, value = variable.split("=", 1)
+        args["SWIFTLINUX_ENV_%d" % index] = value
+        env.append([key, "SWIFTLINUX_ENV_%d" % index])
+    for index, (key, value) in enumerate(sorted(config["Labels"].items())):
+        args["SWIFTLINUX_LABEL_%d" % index] = value
+        labels.append([key, "SWIFTLINUX_LABEL_%d" % index])
+    return {"build_args": args, "env": env, "labels": labels}
 
 
 def sbom_entry(name, layers, epoch, path=SBOM_PATH):

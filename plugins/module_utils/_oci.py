@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.parse import urlencode, urljoin
+from ansible.module_utils.six.moves.urllib.parse import urlencode, urljoin, urlsplit
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import replace_directory
@@ -43,6 +43,20 @@ _HOST_RE = re.compile(r"^%s$" % _HOST)
 _REPOSITORY_RE = re.compile(r"^%s(?:/%s)*$" % (_COMPONENT, _COMPONENT))
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _LOOPBACK = re.compile(r"^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$")
+# A full reference: [host[:port]/]path[:tag][@sha256:hex], as Docker parses it in FROM.
+_REFERENCE_RE = re.compile(r"^(?:%s/)?%s(?:/%s)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?\Z"
+                           % (_HOST, _COMPONENT, _COMPONENT))
+_BLOB_NAME = re.compile(r"^blobs/sha256/[0-9a-f]{64}\Z")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+OWN_HISTORY = "swiftlinux.deploy.oci_image: "
+MAX_MEMBERS = 100000  # far more than any image archive holds; a crafted one may hold millions
+MAX_DOCUMENT = 4 << 20  # manifest, index and config are a few KiB; refuse megabytes of JSON
+MAX_REDIRECTS = 5
+_KIND_NAMES = {tarfile.DIRTYPE: "directory", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hard link",
+               tarfile.FIFOTYPE: "FIFO", tarfile.CHRTYPE: "device", tarfile.BLKTYPE: "device",
+               tarfile.GNUTYPE_SPARSE: "sparse file", tarfile.CONTTYPE: "contiguous file"}
+_REWRITE = ("the archive is damaged or crafted; write it again with swiftlinux.deploy.oci_image format=archive or "
+            "docker save")
 
 
 class OciError(Exception):
@@ -212,24 +226,42 @@ class Image(object):
 
 
 class LoadedImage(object):
-    """An image read back from an OCI layout directory (used as a base, e.g. the Swift runtime)."""
+    """An image read back from an OCI layout directory or an archive of one (used as a base, e.g. the Swift runtime).
 
-    def __init__(self, directory):
-        self.directory = directory
+    Read as untrusted input: blob names must be sha256 digests, documents are size-capped, and every blob is
+    checked against its digest when read.
+    """
+
+    def __init__(self, source):
+        self.directory = source
+        self.archive = None
         try:
-            with open(os.path.join(directory, "index.json"), "rb") as handle:
-                index = json.load(handle)
+            if os.path.isfile(source) and not os.path.islink(source):
+                self.archive = SafeArchive(source)
+            index = json.loads(self._member("index.json", MAX_DOCUMENT))
             self.digest = index["manifests"][0]["digest"]
-            self.manifest = json.loads(self._read(self.digest))
-            self.config_bytes = self._read(self.manifest["config"]["digest"])
+            self.manifest = json.loads(self._read(self.digest, MAX_DOCUMENT))
+            self.config_bytes = self._read(self.manifest["config"]["digest"], MAX_DOCUMENT)
             self.config = json.loads(self.config_bytes)
-        except (OSError, ValueError, KeyError, IndexError) as exc:
-            raise OciError("%s is not a readable OCI image layout (%s); build the base image into it with "
-                           "swiftlinux.deploy.oci_image format=oci-layout" % (directory, exc))
+            for descriptor in self.manifest["layers"]:
+                _blob_name(descriptor["digest"])
+            if not isinstance(self.config["rootfs"]["diff_ids"], list):
+                raise TypeError("diff_ids is not a list")
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
+            raise OciError("%s is not a readable OCI image layout or archive (%s); build the base image into it with "
+                           "swiftlinux.deploy.oci_image format=oci-layout or archive" % (source, exc))
 
-    def _read(self, digest):
-        with open(os.path.join(self.directory, "blobs", *digest.split(":", 1)), "rb") as handle:
-            return handle.read()
+    def _member(self, name, limit):
+        if self.archive is not None:
+            return self.archive.read(name, "file", limit)
+        return _read_capped(os.path.join(self.directory, name), limit)
+
+    def _read(self, digest, limit):
+        data = self._member(_blob_name(digest), limit)
+        if digest_of(data) != digest:
+            raise OciError("%s: blob %s does not match its digest; the base image is damaged or was altered, build "
+                           "it again" % (self.directory, digest))
+        return data
 
     def layer_descriptors(self):
         return list(self.manifest["layers"])
@@ -244,7 +276,13 @@ class LoadedImage(object):
         return dict(self.config.get("config", {}).get("Labels") or {})
 
     def blob(self, digest):
-        return self._read(digest)
+        return self._read(digest, 1 << 40)
+
+
+def _blob_name(digest):
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise ValueError("%r is not a sha256 digest" % (digest,))
+    return "blobs/sha256/" + digest.split(":", 1)[1]
 
 
 def _all_blobs(image):
@@ -274,27 +312,149 @@ def _layout_files(image, ref_name, repo_tags):
 def existing_digest(path):
     """The manifest digest recorded in an OCI layout directory or archive at `path`, or None."""
     try:
-        if os.path.isdir(path):
-            with open(os.path.join(path, "index.json"), "rb") as handle:
-                return json.load(handle)["manifests"][0]["digest"]
-        if os.path.isfile(path):
-            with tarfile.open(path) as archive:
-                return json.load(archive.extractfile("index.json"))["manifests"][0]["digest"]
-    except (OSError, ValueError, KeyError, IndexError, tarfile.TarError, AttributeError):
+        if os.path.isdir(path) and not os.path.islink(path):
+            index = json.loads(_read_capped(os.path.join(path, "index.json")))
+        elif os.path.isfile(path) and not os.path.islink(path):
+            archive = SafeArchive(path)
+            try:
+                index = archive.document("index.json", "index")
+            finally:
+                archive.close()
+        else:
+            return None
+        return index["manifests"][0]["digest"]
+    except (OciError, OSError, ValueError, KeyError, IndexError, TypeError):
         return None
-    return None
+
+
+def _read_capped(path, limit=MAX_DOCUMENT):
+    """A small file's bytes; OciError for a special file or one larger than `limit`."""
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OciError("%s is not a regular file; write the image again with swiftlinux.deploy.oci_image" % path)
+    if info.st_size > limit:
+        raise OciError("%s is %d bytes, more than the %d it may have; write the image again with "
+                       "swiftlinux.deploy.oci_image" % (path, info.st_size, limit))
+    with open(path, "rb") as handle:
+        return handle.read(info.st_size + 1)
+
+
+class SafeArchive(object):
+    """An uncompressed tar read defensively, as untrusted input.
+
+    Members are indexed once (at most MAX_MEMBERS); a name taken from a document inside the archive must be a
+    relative path without '..', must be a regular file, and must fit inside the file. Nothing is decompressed,
+    so no gzip bomb can expand, and nothing is extracted to disk.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        if os.path.islink(path) or not os.path.isfile(path):
+            raise OciError("image archive %s does not exist or is not a regular file; write it with "
+                           "swiftlinux.deploy.oci_image format=archive or docker save, or fix the path" % path)
+        self.size = os.path.getsize(path)
+        self.members = {}
+        try:
+            self.tar = tarfile.open(path, mode="r:")
+            for count, member in enumerate(self.tar, 1):
+                if count > MAX_MEMBERS:
+                    raise OciError("%s holds more than %d members, far more than an image archive has; %s"
+                                   % (path, MAX_MEMBERS, _REWRITE))
+                self.members[member.name] = member
+        except (OSError, EOFError, ValueError, tarfile.TarError) as exc:
+            raise OciError("%s is not a readable uncompressed tar (%s); decompress it first, or write it with "
+                           "swiftlinux.deploy.oci_image format=archive or docker save" % (path, exc))
+
+    def close(self):
+        self.tar.close()
+
+    def member(self, name, what):
+        if not isinstance(name, str) or not name or name.startswith("/") or "\0" in name or len(name) > 4096 \
+                or ".." in name.split("/"):
+            raise OciError("%s: the %s is named %r, which is not a relative path inside the archive; %s"
+                           % (self.path, what, name, _REWRITE))
+        member = self.members.get(name)
+        if member is None:
+            raise OciError("%s: the %s %s is missing from the archive; %s" % (self.path, what, name, _REWRITE))
+        if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+            raise OciError("%s: the %s %s is a %s, not a regular file; %s"
+                           % (self.path, what, name, _KIND_NAMES.get(member.type, "special member"), _REWRITE))
+        if member.offset_data + member.size > self.size:
+            raise OciError("%s: the %s %s claims %d bytes, more than the archive holds; it is truncated or crafted, "
+                           "write it again" % (self.path, what, name, member.size))
+        return member
+
+    def read(self, name, what, limit):
+        member = self.member(name, what)
+        if member.size > limit:
+            raise OciError("%s: the %s %s is %d bytes, more than the %d it may have; %s"
+                           % (self.path, what, name, member.size, limit, _REWRITE))
+        try:
+            return self.tar.extractfile(member).read(member.size)
+        except (OSError, EOFError, tarfile.TarError) as exc:
+            raise OciError("%s: cannot read the %s %s (%s); %s" % (self.path, what, name, exc, _REWRITE))
+
+    def document(self, name, what):
+        """A JSON member, parsed."""
+        try:
+            return json.loads(self.read(name, what, MAX_DOCUMENT))
+        except (ValueError, RecursionError) as exc:
+            raise OciError("%s: the %s %s is not valid JSON (%s); %s"
+                           % (self.path, what, name, str(exc)[:80], _REWRITE))
+
+    def sha256(self, name, what):
+        member = self.member(name, what)
+        digest = hashlib.sha256()
+        try:
+            stream = self.tar.extractfile(member)
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        except (OSError, EOFError, tarfile.TarError) as exc:
+            raise OciError("%s: cannot read the %s %s (%s); %s" % (self.path, what, name, exc, _REWRITE))
+        return digest.hexdigest()
+
+
+def check_archive_replaceable(path):
+    """Raise OciError unless `path` is absent or an image archive this module wrote (so it may be overwritten)."""
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isfile(path):
+        raise OciError("%s exists and is not a regular file, so swiftlinux.deploy.oci_image will not replace it with "
+                       "an image archive; choose another dest or remove it yourself" % path)
+    if not is_own_archive(path):
+        raise OciError("%s exists and is not an image archive that swiftlinux.deploy.oci_image wrote, so it will not "
+                       "overwrite it; choose another dest or move that file away" % path)
+
+
+def is_own_archive(path):
+    """Whether `path` holds exactly the files write_archive writes, with its ref-name annotation and history."""
+    try:
+        archive = SafeArchive(path)
+        try:
+            names = set(archive.members)
+            fixed = {"oci-layout", "index.json", "manifest.json"}
+            if not fixed <= names or not all(n in fixed or _BLOB_NAME.match(n) for n in names):
+                return False
+            descriptor = archive.document("index.json", "index")["manifests"][0]
+            manifest = archive.document("blobs/sha256/" + descriptor["digest"].split(":", 1)[1], "manifest")
+            config = archive.document("blobs/sha256/" + manifest["config"]["digest"].split(":", 1)[1], "config")
+            return bool(descriptor["annotations"][REF_NAME]) and all(
+                str(step.get("created_by", "")).startswith(OWN_HISTORY) for step in config["history"][-1:])
+        finally:
+            archive.close()
+    except (OciError, KeyError, IndexError, TypeError, AttributeError):
+        return False
+
+
+def check_reference(reference):
+    """Refuse a Docker reference (as written in FROM) that is not valid, with one sentence."""
+    if not isinstance(reference, str) or not _REFERENCE_RE.match(reference):
+        raise OciError("base_image %r is not a valid image reference; use [registry/]name[:tag], for example "
+                       "swiftlinux/swift-runtime:6.0.3" % (reference,))
 
 
 PLATFORM_MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "arm": "armv7l", "386": "i686", "ppc64le": "ppc64le",
                      "s390x": "s390x", "riscv64": "riscv64"}
-
-
-def _member_sha256(archive, member):
-    digest = hashlib.sha256()
-    stream = archive.extractfile(member)
-    for block in iter(lambda: stream.read(1 << 20), b""):
-        digest.update(block)
-    return digest.hexdigest()
 
 
 def _named_digest(name):
@@ -304,56 +464,97 @@ def _named_digest(name):
     return candidates[-1] if candidates else None
 
 
+def _shape(path, what, value, kind, optional=False):
+    """value when it has the JSON type `kind` (elements of lists and values of dicts: str), else OciError."""
+    if value is None and optional:
+        return kind()
+    good = isinstance(value, kind) and not isinstance(value, bool)
+    if good and kind is list:
+        good = all(isinstance(item, str) for item in value)
+    if not good:
+        raise OciError("%s: the %s is %s, not %s; %s" % (path, what, type(value).__name__,
+                                                         "a list of strings" if kind is list else kind.__name__,
+                                                         _REWRITE))
+    return value
+
+
+def _ports(path, exposed):
+    ports = []
+    for key in _shape(path, "ExposedPorts", exposed, dict, optional=True):
+        number = key.split("/", 1)[0]
+        if not number.isdigit() or not 1 <= int(number) <= 65535:
+            raise OciError("%s: the exposed port %r is not a port from 1 to 65535; %s" % (path, key, _REWRITE))
+        ports.append(int(number))
+    return sorted(ports)
+
+
 def read_archive(path):
     """What a deploy needs from an image archive (`docker save` or swiftlinux.deploy.oci_image format=archive).
 
     Every blob is checked against the digest its name (or the config's diff_ids) claims, so a truncated
-    or altered archive is refused before it reaches a host.
+    or altered archive is refused before it reaches a host. The archive is untrusted: see SafeArchive.
     """
-    if not os.path.isfile(path):
-        raise OciError("image archive %s does not exist; write it with swiftlinux.deploy.oci_image format=archive "
-                       "or docker save, or fix the path" % path)
+    archive = SafeArchive(path)
     try:
-        archive = tarfile.open(path)
-    except (OSError, tarfile.TarError) as exc:
-        raise OciError("%s is not a readable image archive (%s); write one with swiftlinux.deploy.oci_image "
-                       "format=archive or docker save" % (path, exc))
-    with archive:
-        try:
-            manifest = json.load(archive.extractfile("manifest.json"))[0]
-            config_bytes = archive.extractfile(manifest["Config"]).read()
-            config = json.loads(config_bytes)
-            members = {member: archive.getmember(member) for member in manifest["Layers"]}
-        except (KeyError, IndexError, ValueError, TypeError, AttributeError, tarfile.TarError) as exc:
-            raise OciError("%s has no readable docker manifest.json and config (%s); write it with "
-                           "swiftlinux.deploy.oci_image format=archive or docker save" % (path, exc))
-        image_id = hashlib.sha256(config_bytes).hexdigest()
-        if _named_digest(manifest["Config"]) not in (None, image_id):
-            raise OciError("%s: the image config %s does not match its digest; the archive is damaged or was "
-                           "altered, write it again" % (path, manifest["Config"]))
-        diff_ids = [d.split(":", 1)[-1] for d in config.get("rootfs", {}).get("diff_ids", [])]
-        for index, (name, member) in enumerate(members.items()):
-            actual = _member_sha256(archive, member)
-            expected = [d for d in (_named_digest(name), diff_ids[index] if index < len(diff_ids) else None) if d]
-            if actual not in expected:
-                raise OciError("%s: layer %s has sha256 %s, not %s as the image records; the archive is damaged or "
-                               "was altered, write it again" % (path, name, actual, " or ".join(expected) or "?"))
-    runtime = config.get("config") or {}
-    health = (runtime.get("Healthcheck") or {}).get("Test") or []
+        return _describe(archive)
+    finally:
+        archive.close()
+
+
+def _describe(archive):
+    path = archive.path
+    manifests = archive.document("manifest.json", "docker manifest")
+    if not isinstance(manifests, list) or not manifests or not isinstance(manifests[0], dict):
+        raise OciError("%s: manifest.json is not a list of image entries; %s" % (path, _REWRITE))
+    manifest = manifests[0]
+    config_name = _shape(path, "Config entry of manifest.json", manifest.get("Config"), str)
+    layer_names = _shape(path, "Layers entry of manifest.json", manifest.get("Layers"), list)
+    repo_tags = _shape(path, "RepoTags entry of manifest.json", manifest.get("RepoTags"), list, optional=True)
+    config_bytes = archive.read(config_name, "image config", MAX_DOCUMENT)
+    try:
+        config = json.loads(config_bytes)
+    except (ValueError, RecursionError) as exc:
+        raise OciError("%s: the image config %s is not valid JSON (%s); %s"
+                       % (path, config_name, str(exc)[:80], _REWRITE))
+    config = _shape(path, "config", config, dict)
+    image_id = hashlib.sha256(config_bytes).hexdigest()
+    if _named_digest(config_name) not in (None, image_id):
+        raise OciError("%s: the image config %s does not match its digest; the archive is damaged or was "
+                       "altered, write it again" % (path, config_name))
+    rootfs = _shape(path, "rootfs of the config", config.get("rootfs"), dict, optional=True)
+    diff_ids = [d.split(":", 1)[-1] for d in _shape(path, "diff_ids of the config", rootfs.get("diff_ids"), list,
+                                                    optional=True)]
+    if len(diff_ids) != len(layer_names):
+        raise OciError("%s: manifest.json names %d layers but the config records %d; %s"
+                       % (path, len(layer_names), len(diff_ids), _REWRITE))
+    for name, diff_id in zip(layer_names, diff_ids):
+        actual = archive.sha256(name, "layer")
+        expected = [d for d in (_named_digest(name), diff_id) if d]
+        if actual not in expected:
+            raise OciError("%s: layer %s has sha256 %s, not %s as the image records; the archive is damaged or "
+                           "was altered, write it again" % (path, name, actual, " or ".join(expected) or "?"))
+    runtime = _shape(path, "config's runtime settings", config.get("config"), dict, optional=True)
+    health = _shape(path, "Healthcheck", runtime.get("Healthcheck"), dict, optional=True)
+    test = _shape(path, "Healthcheck test", health.get("Test"), list, optional=True)
+    user = _shape(path, "User", runtime.get("User"), str, optional=True)
+    labels = _shape(path, "Labels", runtime.get("Labels"), dict, optional=True)
+    if not all(isinstance(value, str) for value in labels.values()):
+        raise OciError("%s: the Labels hold values that are not strings; %s" % (path, _REWRITE))
+    architecture = _shape(path, "architecture", config.get("architecture"), str, optional=True) or None
     return {
         "image_id": "sha256:" + image_id,
-        "repo_tags": list(manifest.get("RepoTags") or []),
-        "os": config.get("os"),
-        "architecture": config.get("architecture"),
-        "machine": PLATFORM_MACHINES.get(config.get("architecture"), config.get("architecture")),
-        "user": runtime.get("User") or "",
-        "entrypoint": list(runtime.get("Entrypoint") or []),
-        "command": list(runtime.get("Cmd") or []),
-        "exposed_ports": sorted(int(port.split("/")[0]) for port in runtime.get("ExposedPorts") or {}),
-        "healthcheck": health[1:] if health[:1] == ["CMD"] else health,
-        "labels": dict(runtime.get("Labels") or {}),
-        "layers": len(manifest["Layers"]),
-        "size": os.path.getsize(path),
+        "repo_tags": list(repo_tags),
+        "os": _shape(path, "os", config.get("os"), str, optional=True) or None,
+        "architecture": architecture,
+        "machine": PLATFORM_MACHINES.get(architecture, architecture),
+        "user": user,
+        "entrypoint": list(_shape(path, "Entrypoint", runtime.get("Entrypoint"), list, optional=True)),
+        "command": list(_shape(path, "Cmd", runtime.get("Cmd"), list, optional=True)),
+        "exposed_ports": _ports(path, runtime.get("ExposedPorts")),
+        "healthcheck": test[1:] if test[:1] == ["CMD"] else test,
+        "labels": dict(labels),
+        "layers": len(layer_names),
+        "size": archive.size,
     }
 
 
@@ -415,6 +616,16 @@ def parse_name(name, tag):
 
 # ---- registry client (distribution API v2) ------------------------------------------------------
 
+def _origin(url):
+    """(scheme, host, port) of a URL: the scope of the credentials given for a registry."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or (443 if parts.scheme == "https" else 80)
+
+
 class Registry(object):
     """Just enough of the distribution API to push and pull one image: blobs, then the manifest."""
 
@@ -423,16 +634,36 @@ class Registry(object):
         self.scheme = "http" if insecure or _LOOPBACK.match(host) else "https"
         self.username, self.password, self.timeout = username, password, timeout
         self.authorization = None
+        self.origin = _origin(self._url("/"))
 
     def _url(self, path):
         return "%s://%s%s" % (self.scheme, self.host, path)
 
     def _open(self, method, url, data=None, headers=None):
-        headers = dict(headers or {})
-        if self.authorization:
-            headers["Authorization"] = self.authorization
-        return open_url(url, method=method, data=data, headers=headers, timeout=self.timeout,
-                        follow_redirects="all", validate_certs=True, use_proxy=False)
+        """open_url that follows redirects itself, sending Authorization only to the registry's own origin.
+
+        urllib would copy the header to wherever a redirect points; Docker's client drops it when the host
+        changes (blob storage, a CDN, or a hostile Location), and so does this.
+        """
+        for _hop in range(MAX_REDIRECTS + 1):
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise OciError("registry %s sent the client to %s, which is not an http or https URL; check the "
+                               "registry's configuration" % (self.host, url.split("?")[0][:200]))
+            sent = dict(headers or {})
+            if self.authorization and _origin(url) == self.origin:
+                sent["Authorization"] = self.authorization
+            try:
+                return open_url(url, method=method, data=data, headers=sent, timeout=self.timeout,
+                                follow_redirects="none", validate_certs=True, use_proxy=False)
+            except HTTPError as exc:
+                location = exc.headers.get("Location") if exc.code in (301, 302, 303, 307, 308) else None
+                if not location:
+                    raise
+                url = urljoin(url, location)
+                if exc.code == 303 or (exc.code in (301, 302) and method not in ("GET", "HEAD")):
+                    method, data = "GET", None
+        raise OciError("registry %s redirected more than %d times; check the registry's configuration"
+                       % (self.host, MAX_REDIRECTS))
 
     def request(self, method, path_or_url, data=None, headers=None, ok=(200, 201, 202, 204)):
         """Send one request, authenticating on a 401 challenge; returns (status, headers, body)."""
@@ -442,7 +673,7 @@ class Registry(object):
                 response = self._open(method, url, data, headers)
                 return response.getcode(), response.headers, response.read()
             except HTTPError as exc:
-                if exc.code == 401 and attempt == 1:
+                if exc.code == 401 and attempt == 1 and _origin(exc.geturl() or url) == self.origin:
                     self._authenticate(exc.headers.get("WWW-Authenticate", ""))
                     continue
                 if exc.code == 401:
@@ -497,6 +728,7 @@ class Registry(object):
         location = headers.get("Location") if status == 202 else None
         if not location:
             raise OciError("registry %s did not start an upload for %s (HTTP %s)" % (self.host, repository, status))
+        # Relative to the registry; may name another host, which then gets no credentials (see _open).
         location = urljoin(self._url("/"), location)
         separator = "&" if "?" in location else "?"
         self.request("PUT", location + separator + urlencode({"digest": digest}), data=data,

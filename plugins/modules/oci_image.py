@@ -21,8 +21,13 @@ description:
     toolchain version. Without O(executable), V(runtime-base) builds that base image itself.
   - Every image has C(/etc/passwd) and C(/etc/group) with the nonroot user, C(USER 65532), a CA bundle with
     E(SSL_CERT_FILE), C(/tmp) with mode 1777, the resource bundles, C(swift-backtrace-static) with
-    E(SWIFT_BACKTRACE) when present, tzdata (by default when the executable uses Foundation), OCI labels,
-    exposed ports and a C(HEALTHCHECK) running the executable's own C(--check) probe, because there is no shell.
+    E(SWIFT_BACKTRACE) when present, tzdata (by default when the executable uses Foundation), OCI labels and
+    exposed ports. A C(HEALTHCHECK) is added only when O(healthcheck) is given.
+  - Every setting is checked before anything is built (POSIX env names, label keys, numeric user, ports,
+    references), and the Docker build context carries env and label values as build arguments, so both builders
+    give the same config for any value, newlines and quotes included.
+  - O(dest) is replaced only when it is absent, empty, or exactly this module's previous output (a layout or
+    context directory it marked, or an archive it wrote); anything else is refused and left as it was.
   - Layer tars are sorted, owned by 0:0 and stamped with O(source_date_epoch), and gzip stores no name or time,
     so the same inputs give the same digest. Runtime libraries get their own layer below the application
     layer, so a code-only release changes only the application layer.
@@ -69,12 +74,14 @@ options:
     type: path
   base:
     description:
-      - OCI layout directory of the runtime base image (built by this module with O(recipe=runtime-base) and no
-        O(executable)); needed for V(runtime-base) application images unless O(format=context).
+      - OCI layout directory or O(format=archive) tar of the runtime base image (built by this module with
+        O(recipe=runtime-base) and no O(executable)); needed for V(runtime-base) application images unless
+        O(format=context).
     type: path
   base_image:
     description:
       - Docker name of the runtime base image, written into the C(FROM) line when O(format=context).
+      - Must be a Docker reference such as V(swiftlinux/swift-runtime:6.0.3).
     type: str
   swift_version:
     description:
@@ -108,20 +115,24 @@ options:
     type: path
     default: /usr/share/zoneinfo
   user:
-    description: Numeric id of the unprivileged user (and group) the image runs as.
+    description: Numeric id (0 to 2147483647) of the unprivileged user (and group) the image runs as.
     type: int
     default: 65532
   command:
-    description: Arguments after the executable (the image's C(CMD)).
+    description: Arguments after the executable (the image's C(CMD)); any text except NUL.
     type: list
     elements: str
     default: []
   env:
-    description: Extra environment variables.
+    description:
+      - Extra environment variables. Keys are POSIX names (letters, digits, C(_), not starting with a digit);
+        values are any text, quotes, newlines and unicode included.
     type: dict
     default: {}
   labels:
-    description: Extra labels.
+    description:
+      - Extra labels. Keys are letters, digits, C(.), C(_), C(-) and C(/), starting with a letter or digit;
+        values are any text.
     type: dict
     default: {}
   source:
@@ -131,27 +142,44 @@ options:
     description: Value of the C(org.opencontainers.image.revision) label, for example the commit.
     type: str
   ports:
-    description: TCP ports to expose.
+    description: TCP ports to expose (1 to 65535). Exposing a port adds no health check.
     type: list
     elements: int
     default: []
-  health_url:
+  healthcheck:
     description:
-      - URL the C(HEALTHCHECK) probes with C(<executable> --check URL).
-      - Defaults to C(http://127.0.0.1:<first port>/health) when O(ports) is set; no health check otherwise.
-    type: str
-  health_interval:
-    description: Seconds between health checks.
-    type: int
-    default: 30
-  health_timeout:
-    description: Seconds one health check may take.
-    type: int
-    default: 5
-  health_retries:
-    description: Failed checks in a row before the container is unhealthy.
-    type: int
-    default: 3
+      - The image's C(HEALTHCHECK), off when omitted. A scratch image has no shell or curl, so the check is a
+        command in exec form that the image itself holds, for example the program's own self-test.
+      - To probe HTTP or TCP from outside, leave this out and let the C(swiftlinux.deploy.container) role probe
+        from the host.
+    type: dict
+    suboptions:
+      kind:
+        description:
+          - Only V(command) can run inside the image; other kinds (V(http), V(tcp)) are refused with a hint.
+        type: str
+        default: command
+      command:
+        description: The command and its arguments, run inside the container without a shell.
+        type: list
+        elements: str
+        required: true
+      interval:
+        description: Seconds between checks.
+        type: int
+        default: 30
+      timeout:
+        description: Seconds one check may take.
+        type: int
+        default: 5
+      retries:
+        description: Failed checks in a row before the container is unhealthy.
+        type: int
+        default: 3
+      start_period:
+        description: Seconds after start during which failures do not count.
+        type: int
+        default: 0
   platform:
     description:
       - Platform the image is for, such as V(linux/amd64). Defaults to the executable's architecture; a different
@@ -160,7 +188,7 @@ options:
   source_date_epoch:
     description:
       - Time stamp (seconds since 1970) for every file and for the image's creation time.
-      - Defaults to E(SOURCE_DATE_EPOCH) of the build host, or 0.
+      - Defaults to E(SOURCE_DATE_EPOCH) of the build host, or 0. From 0 to 4294967295.
     type: int
   format:
     description:
@@ -173,7 +201,9 @@ options:
     choices: [oci-layout, archive, context]
     default: oci-layout
   dest:
-    description: Where the output goes; optional when O(push=true).
+    description:
+      - Where the output goes; optional when O(push=true).
+      - Only replaced when it is absent, an empty directory, or this module's own previous output.
     type: path
   push:
     description: Push the image to the registry named in O(name) over the distribution API.
@@ -183,7 +213,9 @@ options:
     description: User name for the registry.
     type: str
   registry_password:
-    description: Password or token for the registry.
+    description:
+      - Password or token for the registry. Sent only to the registry's own scheme, host and port, never after
+        a redirect or upload location that points elsewhere, and never shown in results or messages.
     type: str
   registry_insecure:
     description: Talk plain HTTP to the registry. Loopback registries always use plain HTTP, as Docker does.
@@ -202,7 +234,12 @@ EXAMPLES = r"""
     name: team/api
     tag: "1.4.0"
     ports: [8080]
-    command: [--bind, 0.0.0.0, --port, "8080"]
+    command: ["0.0.0.0", "8080"]
+    env:
+      GREETING: "it's \"quoted\"\nand on two lines"
+    healthcheck:
+      command: [/app/api, --self-test]
+      interval: 10
     source: https://git.example.com/team/api
     revision: "{{ commit }}"
     format: archive
@@ -311,12 +348,14 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
-    Image, Layer, LoadedImage, OciError, Registry, existing_digest, parse_name, tree_entries, write_archive,
-    write_layout,
+    Image, Layer, LoadedImage, OciError, Registry, check_archive_replaceable, check_reference, existing_digest,
+    parse_name, tree_entries, write_archive, write_layout,
 )
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _image_recipe as recipes
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import replace_directory
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import (
+    NotOurs, check_replaceable, replace_directory,
+)
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import HAS_ELFTOOLS, ElfError, elf_facts
 
 DEFAULT_RUNTIME_DIR = "/opt/swift/usr/lib/swift/linux"
@@ -327,9 +366,10 @@ def _epoch(params):
     if params["source_date_epoch"] is not None:
         return params["source_date_epoch"]
     value = os.environ.get("SOURCE_DATE_EPOCH") or "0"
-    if not value.isdigit():
-        raise OciError("SOURCE_DATE_EPOCH=%s is not a number of seconds; set it to e.g. the last commit's time "
-                       "(git log -1 --format=%%ct) or set source_date_epoch" % value)
+    if not value.isdigit() or int(value) > recipes.MAX_EPOCH:
+        raise OciError("SOURCE_DATE_EPOCH=%s is not a number of seconds from 0 to %d; set it to e.g. the last "
+                       "commit's time (git log -1 --format=%%ct) or set source_date_epoch"
+                       % (value[:40], recipes.MAX_EPOCH))
     return int(value)
 
 
@@ -413,20 +453,13 @@ def _bag_layers(params, facts):
             continue
         in_lib = inside.startswith("lib/") and not (entry.kind == "symlink" and entry.target.startswith("../"))
         (runtime if in_lib else app).append(entry)
-    entrypoint = [arg if arg.startswith("-") else os.path.join(recipes.APP_DIR, arg)
-                  for arg in manifest["launch"][name]]
+    launch = manifest["launch"][name]
+    if not isinstance(launch, list) or not launch or not all(isinstance(arg, str) and arg and "\0" not in arg
+                                                             for arg in launch):
+        raise OciError("bag %s has no valid launch line for %s (a list of non-empty texts); rebuild the bag with "
+                       "swiftlinux.deploy.shared_objects" % (bag, name))
+    entrypoint = [arg if arg.startswith("-") else os.path.join(recipes.APP_DIR, arg) for arg in launch]
     return runtime, app, entrypoint
-
-
-def _health(params, entrypoint):
-    url = params["health_url"]
-    if not url and params["ports"]:
-        url = "http://127.0.0.1:%d/health" % params["ports"][0]
-    if not url or not entrypoint:
-        return None
-    return {"test": entrypoint + ["--check", url],
-            "interval": params["health_interval"], "timeout": params["health_timeout"],
-            "retries": params["health_retries"]}
 
 
 def _labels(params, recipe, link_mode, swift_version):
@@ -440,6 +473,12 @@ def _labels(params, recipe, link_mode, swift_version):
             labels["org.opencontainers.image." + key] = params[param]
     labels.update({str(k): str(v) for k, v in params["labels"].items()})
     return labels
+
+
+def _env(base, params):
+    env = dict(base)
+    env.update({str(k): str(v) for k, v in params["env"].items()})
+    return env
 
 
 def plan_image(module):
@@ -476,8 +515,9 @@ def plan_image(module):
                   "runtime": runtime}
         layers["runtime"].append(recipes.sbom_entry(params["name"], list(layers.values()), _epoch(params),
                                                     path=recipes.RUNTIME_SBOM_PATH))
-        config = recipes.image_config(params["user"], None, params["command"], dict(env, **params["env"]),
-                                      _labels(params, "runtime-base", None, swift_version), params["ports"], None)
+        config = recipes.image_config(params["user"], None, params["command"], _env(env, params),
+                                      _labels(params, "runtime-base", None, swift_version), params["ports"],
+                                      recipes.health_config(params["healthcheck"]))
         return dict(recipe="runtime-base", link_mode=None, swift_version=swift_version, platform=platform,
                     layers=layers, config=config, base=None, base_image=None, tag_default=swift_version)
 
@@ -510,10 +550,12 @@ def plan_image(module):
             if not base_image:
                 raise OciError("format=context with recipe runtime-base needs base_image, the Docker name of the "
                                "runtime base image")
+            check_reference(base_image)
         else:
             if not params["base"]:
-                raise OciError("recipe runtime-base needs base, the OCI layout of the Swift runtime base image; "
-                               "build it with this module (recipe runtime-base, no executable) first")
+                raise OciError("recipe runtime-base needs base (the image role's image_base), the OCI layout or "
+                               "archive of the Swift runtime base image; build it with this module (recipe "
+                               "runtime-base, no executable) first")
             inherited = LoadedImage(params["base"])
             base_version = inherited.labels().get(SWIFT_VERSION_LABEL)
             if not swift_version:
@@ -532,9 +574,9 @@ def plan_image(module):
     if "app" not in layers:
         layers["app"] = recipes.app_entries(executable, params["resources"], backtracer)
     layers["app"].append(recipes.sbom_entry(params["name"], list(layers.values()), _epoch(params)))
-    config = recipes.image_config(params["user"], entrypoint, params["command"], dict(env, **params["env"]),
+    config = recipes.image_config(params["user"], entrypoint, params["command"], _env(env, params),
                                   _labels(params, recipe, link_mode, swift_version), params["ports"],
-                                  _health(params, entrypoint))
+                                  recipes.health_config(params["healthcheck"]))
     return dict(recipe=recipe, link_mode=link_mode, swift_version=swift_version, platform=platform, layers=layers,
                 config=config, base=inherited, base_image=base_image, tag_default="latest")
 
@@ -580,8 +622,8 @@ def write_context(dest, plan, image, reference):
 
 
 def context_plan(plan):
-    return {"recipe": plan["recipe"], "layers": list(plan["layers"]), "config": plan["config"],
-            "base_image": plan["base_image"]}
+    return dict(recipes.containerfile_args(plan["config"]), recipe=plan["recipe"], layers=list(plan["layers"]),
+                config=plan["config"], base_image=plan["base_image"])
 
 
 def _context_digest(dest):
@@ -616,10 +658,14 @@ def main():
             source=dict(type="str"),
             revision=dict(type="str"),
             ports=dict(type="list", elements="int", default=[]),
-            health_url=dict(type="str"),
-            health_interval=dict(type="int", default=30),
-            health_timeout=dict(type="int", default=5),
-            health_retries=dict(type="int", default=3),
+            healthcheck=dict(type="dict", options=dict(
+                kind=dict(type="str", default="command"),
+                command=dict(type="list", elements="str", required=True),
+                interval=dict(type="int", default=30),
+                timeout=dict(type="int", default=5),
+                retries=dict(type="int", default=3),
+                start_period=dict(type="int", default=0),
+            )),
             platform=dict(type="str"),
             source_date_epoch=dict(type="int"),
             format=dict(type="str", default="oci-layout", choices=["oci-layout", "archive", "context"]),
@@ -642,6 +688,7 @@ def main():
         module.fail_json(msg="format=context writes a Docker build context, which cannot be pushed; use format "
                              "oci-layout or archive with push=true")
     try:
+        recipes.check_config_inputs(params)
         epoch = _epoch(params)
         plan = plan_image(module)
         tag = params["tag"] or plan["tag_default"]
@@ -657,6 +704,12 @@ def main():
         if dest:
             before = _context_digest(dest) if params["format"] == "context" else existing_digest(dest)
         write_needed = bool(dest) and before != image.digest
+        if write_needed:
+            # Before any write (and in check mode too): dest must be ours to replace.
+            if params["format"] == "archive":
+                check_archive_replaceable(dest)
+            else:
+                check_replaceable(dest, "oci_image")
         client = remote = None
         if params["push"]:
             client = Registry(registry, params["registry_username"], params["registry_password"],
@@ -672,7 +725,7 @@ def main():
                 write_context(dest, plan, image, reference)
             if push_needed:
                 client.push(image, repository, tag)
-    except (OciError, ElfError) as exc:
+    except (OciError, ElfError, NotOurs) as exc:
         module.fail_json(msg=str(exc), exception="")
     except OSError as exc:
         module.fail_json(msg="cannot write the image to %s: %s; choose a writable dest"

@@ -71,7 +71,9 @@ def image_args(fixture: str, mode: str, product: str, port: int) -> dict:
     args = {"executable": built["path"], "resources": built["resources"], "source_date_epoch": EPOCH,
             "source": "https://example.invalid/swiftlinux/fixtures", "revision": "0123abcd"}
     if product in SERVICES:
-        args.update(ports=[port], health_interval=1)
+        # The fixtures' own --check self-probe, given explicitly: oci_image adds no HEALTHCHECK by itself.
+        args.update(ports=[port], healthcheck={"command": [f"/app/{product}", "--check",
+                                                           f"http://127.0.0.1:{port}/health"], "interval": 1})
     return args
 
 
@@ -128,18 +130,33 @@ def wait_healthy(box, timeout: float = 30) -> None:
                          f"{box.logs().decode(errors='replace')}")
 
 
+def wait_serving(box, probe: list[str], timeout: float = 30) -> None:
+    """Until the fixture's own --check probe, run inside the container, succeeds (no shell, no curl in there)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = box.exec_run(probe, user="65532")
+        if result.exit_code == 0:
+            return
+        box.reload()
+        if box.status == "exited":
+            break
+        time.sleep(0.3)
+    raise AssertionError(f"{box.image.tags} did not serve ({box.attrs['State']}):\n{box.logs().decode(errors='replace')}")
+
+
 def check_runs(engine, ref: str, product: str, port: int) -> None:
     """The image works read-only, without capabilities, as 65532, without network and with host networking."""
     if product in SERVICES:
         command = ["--bind", "127.0.0.1", "--port", str(port)]
+        config = image_config(engine, ref)
+        probe = config["Entrypoint"] + ["--check", f"http://127.0.0.1:{port}/health"]  # a bag starts via its loader
         with container(engine, ref, command, "none") as box:
-            wait_healthy(box)  # the HEALTHCHECK is the binary's own --check: there is no shell
-            entrypoint = image_config(engine, ref)["Entrypoint"]  # a bag starts the program through its loader
-            probe = box.exec_run(entrypoint + ["--check", f"http://127.0.0.1:{port}/health"], user="65532")
-            assert probe.exit_code == 0, probe.output
+            if config.get("Healthcheck"):
+                wait_healthy(box)  # the HEALTHCHECK given to the builder works without a shell
+            wait_serving(box, probe)
             assert box.exec_run(["/bin/sh", "-c", "true"]).exit_code != 0
         with container(engine, ref, command, "host") as box:
-            wait_healthy(box)
+            wait_serving(box, probe)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
                 assert reply.status == 200 and json.loads(reply.read()) == {"status": "ok"}
             box.stop(timeout=10)
@@ -272,7 +289,8 @@ def test_docker_builder_gives_the_same_files_and_runs(engine, runtime_base, dock
 
     role_vars = {"image_executable": args["executable"], "image_resources": args["resources"],
                  "image_name": PREFIX + "docker", "image_tag": tag, "image_ports": args.get("ports", []),
-                 "image_health_interval": 1, "image_source": args["source"], "image_revision": args["revision"],
+                 "image_healthcheck": args.get("healthcheck"), "image_source": args["source"],
+                 "image_revision": args["revision"],
                  "image_source_date_epoch": EPOCH, "image_work_dir": str(tmp_path / "work")}
     if mode == "dynamic":
         role_vars["image_base_image"] = docker_runtime_base
@@ -287,10 +305,9 @@ def test_docker_builder_gives_the_same_files_and_runs(engine, runtime_base, dock
     assert sorted(from_docker) == sorted(from_python)
     assert from_docker == from_python, "same paths, but types, modes or link targets differ"
     docker_config, python_config = image_config(engine, ref), image_config(engine, daemonless["reference"])
-    for key in ("User", "Entrypoint", "ExposedPorts", "Healthcheck", "WorkingDir"):
+    for key in ("User", "Entrypoint", "Cmd", "ExposedPorts", "Healthcheck", "WorkingDir", "Labels"):
         assert docker_config.get(key) == python_config.get(key), key
-    assert set(python_config["Env"]) <= set(docker_config["Env"])
-    assert python_config["Labels"].items() <= docker_config["Labels"].items()
+    assert sorted(docker_config["Env"]) == sorted(python_config["Env"])
     check_runs(engine, ref, product, port)
 
     rerun = run_role(tmp_path / "role", role_vars)
@@ -313,6 +330,7 @@ def test_dynamic_build_with_its_bag_in_scratch_both_builders(engine, tmp_path, f
     assert not bagged.get("failed"), bagged.get("msg")
     port = free_port()
     args = {**image_args(fixture, "dynamic", product, port), "bag": str(bag), "resources": []}
+    args.pop("healthcheck", None)  # the program sits in /app/libexec behind the bag's loader
     tag = "bag-" + tag_of(fixture, "dynamic", product)
     first = oci_image({**args, "name": PREFIX + "oci", "tag": tag, "format": "archive", "dest": str(tmp_path / "a.tar")})
     second = oci_image({**args, "name": PREFIX + "oci", "tag": tag, "format": "archive", "dest": str(tmp_path / "b.tar")})
@@ -323,8 +341,7 @@ def test_dynamic_build_with_its_bag_in_scratch_both_builders(engine, tmp_path, f
     check_runs(engine, first["reference"], product, port)
 
     role_vars = {"image_executable": built["path"], "image_bag": str(bag), "image_name": PREFIX + "docker",
-                 "image_tag": tag, "image_ports": args.get("ports", []), "image_health_interval": 1,
-                 "image_source": args["source"], "image_revision": args["revision"],
+                 "image_tag": tag, "image_ports": args.get("ports", []), "image_source": args["source"], "image_revision": args["revision"],
                  "image_work_dir": str(tmp_path / "work")}
     docker_built = run_role(tmp_path / "role", role_vars)
     assert image_listing(engine, docker_built["reference"]) == image_listing(engine, first["reference"])
@@ -509,3 +526,56 @@ def test_check_mode_writes_nothing(tmp_path):
     result = run_module("oci_image", hello_args(tmp_path), check_mode=True)
     assert result["changed"] and result["digest"].startswith("sha256:")
     assert not (tmp_path / "out").exists()
+
+
+# ---- hostile-but-valid config: both builders give the same Config --------------------------------
+
+HOSTILE_VALUE = 'it\'s "quoted", back\\slash\\n, $HOME ${PATH} `id`\nsecond line\ttab \u00e9\u00df \u2603 \U0001F600 \\'
+
+
+def test_hostile_but_valid_config_is_identical_in_both_builders(engine, tmp_path):
+    hello = product_of("hello", "static_executable", "hello")["path"]
+    config = {"env": {"HOSTILE": HOSTILE_VALUE, "EMPTY": "", "_under_1": "a=b=c", "PATH": "/app:/bin"},
+              "labels": {"com.example.hostile": HOSTILE_VALUE, "org.example/slash-key_1": "#not a comment"},
+              "command": ["--flag=$HOME", HOSTILE_VALUE, "", "\\"], "ports": [1, 65535],
+              "healthcheck": {"command": ["/app/hello", HOSTILE_VALUE], "interval": 7, "timeout": 3, "retries": 2,
+                              "start_period": 4}}
+    daemonless = oci_image({"executable": hello, "name": PREFIX + "hostile", "tag": "oci", "format": "archive",
+                            "dest": str(tmp_path / "oci.tar"), "source_date_epoch": EPOCH, **config})
+    engine.images.load((tmp_path / "oci.tar").read_bytes())
+    built = run_role(tmp_path / "role", {"image_executable": hello, "image_name": PREFIX + "hostile",
+                                         "image_tag": "docker", "image_env": config["env"],
+                                         "image_labels": config["labels"], "image_command": config["command"],
+                                         "image_ports": config["ports"], "image_healthcheck": config["healthcheck"],
+                                         "image_source_date_epoch": EPOCH, "image_work_dir": str(tmp_path / "work")})
+    from_python, from_docker = image_config(engine, daemonless["reference"]), image_config(engine, built["reference"])
+    assert f"HOSTILE={HOSTILE_VALUE}" in from_python["Env"] and "PATH=/app:/bin" in from_python["Env"]
+    assert from_python["Labels"]["com.example.hostile"] == HOSTILE_VALUE
+    assert from_python["Cmd"] == config["command"] and from_python["User"] == "65532:65532"
+    assert sorted(from_docker["Env"]) == sorted(from_python["Env"])
+    for key in ("Labels", "User", "Entrypoint", "Cmd", "ExposedPorts", "WorkingDir", "Healthcheck"):
+        assert from_docker.get(key) == from_python.get(key), key
+
+
+def test_env_key_with_a_newline_is_refused_before_anything_is_built(tmp_path):
+    fails(hello_args(tmp_path, env={"A\nUSER 0:0": "x"}), "env key 'A\\nUSER 0:0' is not a POSIX variable name")
+    result = run_role(tmp_path / "role", {"image_executable": product_of("hello", "static_executable", "hello")["path"],
+                                          "image_name": PREFIX + "injected", "image_env": {"A\nUSER 0:0": "x"},
+                                          "image_work_dir": str(tmp_path / "work")}, expect_failure=True)
+    assert "is not a POSIX variable name" in result["output"] and "Traceback" not in result["output"]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work" / "context").exists()
+
+
+def test_image_role_builds_runtime_base_apps_with_both_builders(engine, docker_runtime_base, tmp_path):
+    base = run_role(tmp_path / "base", {"image_recipe": "runtime-base", "image_builder": "oci",
+                                        "image_name": PREFIX + "swift-runtime-oci-role",
+                                        "image_work_dir": str(tmp_path / "base-work")})
+    hello = product_of("hello", "dynamic", "hello")["path"]
+    for builder, extra in (("oci", {"image_base": base["archive"]}), ("docker", {"image_base_image": docker_runtime_base})):
+        built = run_role(tmp_path / builder, {"image_executable": hello, "image_builder": builder,
+                                              "image_name": PREFIX + "runtime-app-" + builder, **extra,
+                                              "image_work_dir": str(tmp_path / ("work-" + builder))})
+        assert built["recipe"] == "runtime-base", builder
+        with container(engine, built["reference"], [], "none") as box:
+            assert box.wait(timeout=30)["StatusCode"] == 0, box.logs().decode(errors="replace")
+            assert box.logs(stdout=True, stderr=False).decode() == "Hello, world!\n", builder

@@ -178,9 +178,60 @@ def test_recipe_follows_the_link_mode(facts, have_bag, recipe):
 
 
 def test_healthcheck_and_ports_in_the_config():
-    config = recipes.image_config(65532, ["/app/x"], [], {"B": "2", "A": "1"}, {"l": "v"}, [8080, 80],
-                                  {"test": ["/app/x", "--check", "http://127.0.0.1:8080/health"],
-                                   "interval": 2, "timeout": 1, "retries": 3})
-    assert config["Env"] == ["A=1", "B=2"] and config["User"] == "65532:65532"
+    health = {"command": ["/app/x", "--self-test"], "interval": 2, "timeout": 1, "retries": 3, "start_period": 4}
+    config = recipes.image_config(65532, ["/app/x"], [], {"B": "2", "A": "1"}, {"l": "v"}, [8080, 80], health)
+    assert config["Env"] == ["A=1", "B=2", "PATH=" + recipes.DEFAULT_PATH] and config["User"] == "65532:65532"
     assert list(config["ExposedPorts"]) == ["80/tcp", "8080/tcp"]
-    assert config["Healthcheck"]["Test"][0] == "CMD" and config["Healthcheck"]["Interval"] == 2 * 10**9
+    assert config["Healthcheck"] == {"Test": ["CMD", "/app/x", "--self-test"], "Interval": 2 * 10**9,
+                                     "Timeout": 10**9, "Retries": 3, "StartPeriod": 4 * 10**9}
+
+
+def test_ports_alone_add_no_healthcheck():
+    assert "Healthcheck" not in recipes.image_config(65532, ["/app/x"], [], {}, {}, [8080], None)
+
+
+def valid_params(**changes):
+    params = {"env": {}, "labels": {}, "user": 65532, "ports": [], "command": [], "source_date_epoch": None,
+              "healthcheck": None}
+    params.update(changes)
+    return params
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"env": {"A\nUSER 0:0": "x"}}, "env key 'A\\nUSER 0:0' is not a POSIX variable name"),
+    ({"env": {"1A": "x"}}, "is not a POSIX variable name"),
+    ({"env": {"A=B": "x"}}, "is not a POSIX variable name"),
+    ({"labels": {"a\nb": "x"}}, "label key"),
+    ({"labels": {"a=b": "x"}}, "label key"),
+    ({"labels": {"": "x"}}, "label key"),
+    ({"env": {"A": "x\0y"}}, "without NUL"),
+    ({"user": -1}, "user -1 is not a numeric id"),
+    ({"user": 2147483648}, "from 0 to 2147483647"),
+    ({"ports": [0]}, "port 0 is not a TCP port"),
+    ({"ports": [65536]}, "port 65536"),
+    ({"command": ["a\0b"]}, "NUL character"),
+    ({"source_date_epoch": -1}, "source_date_epoch -1 is out of range"),
+    ({"source_date_epoch": 2 ** 32}, "source_date_epoch 4294967296 is out of range"),
+    ({"healthcheck": {"kind": "http", "command": [], "interval": 1, "timeout": 1, "retries": 1, "start_period": 0}},
+     "no shell, curl or other tool to probe http"),
+    ({"healthcheck": {"kind": "command", "command": [], "interval": 1, "timeout": 1, "retries": 1,
+                      "start_period": 0}}, "healthcheck needs command"),
+    ({"healthcheck": {"kind": "command", "command": ["/app/x"], "interval": 0, "timeout": 1, "retries": 1,
+                      "start_period": 0}}, "healthcheck interval is 0"),
+])
+def test_unsafe_config_inputs_are_refused_with_one_sentence(changes, message):
+    with pytest.raises(OciError) as caught:
+        recipes.check_config_inputs(valid_params(**changes))
+    assert message in str(caught.value) and str(caught.value).count(". ") == 0
+
+
+def test_hostile_but_valid_values_pass_and_travel_as_build_args():
+    value = 'quote " back\\slash $HOME ${X} new\nline \u00e9\u2603'
+    params = valid_params(env={"A_1": value}, labels={"com.example/x-y_z": value}, user=0, ports=[1, 65535],
+                          source_date_epoch=2 ** 32 - 1)
+    assert recipes.check_config_inputs(params) is None
+    config = recipes.image_config(0, ["/app/x"], [], params["env"], params["labels"], params["ports"], None)
+    args = recipes.containerfile_args(config)
+    env = dict((key, args["build_args"][arg]) for key, arg in args["env"])
+    labels = dict((key, args["build_args"][arg]) for key, arg in args["labels"])
+    assert env["A_1"] == value and labels["com.example/x-y_z"] == value
