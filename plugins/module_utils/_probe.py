@@ -90,8 +90,8 @@ def describe(probe):
     kind = probe["kind"]
     if kind == "http":
         host = "[%s]" % probe["host"] if ":" in probe["host"] else probe["host"]
-        return "GET http://%s:%d%s expecting %d%s" % (host, probe["port"], probe["path"], probe["status"],
-                                                     " and a body matching %r" % probe["body"] if probe["body"] else "")
+        body = " and a body matching %r" % probe["body"] if probe["body"] else ""
+        return "GET http://%s:%d%s expecting %d%s" % (host, probe["port"], probe["path"], probe["status"], body)
     if kind == "tcp":
         return "TCP connect to %s port %d" % (probe["host"], probe["port"])
     if kind == "command":

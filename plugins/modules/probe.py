@@ -26,7 +26,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Checks the description and returns O(ok=true) without probing, since in check mode nothing was started.
+    description: Checks the description and returns RV(ok=true) without probing, since in check mode nothing was started.
   diff_mode:
     support: none
     description: Changes nothing.

@@ -172,8 +172,9 @@ def test_bad_descriptions(description, needle):
 
 
 def test_defaults_assume_no_program():
-    assert validate({"kind": "none"}) == dict(kind="none", host="127.0.0.1", port=None, path="/", status=200,
-                                             body=None, command=None, seconds=5.0, retries=20, delay=1.0, timeout=5.0)
+    expected = dict(kind="none", host="127.0.0.1", port=None, path="/", status=200, body=None, command=None,
+                    seconds=5.0, retries=20, delay=1.0, timeout=5.0)
+    assert validate({"kind": "none"}) == expected
 
 
 # ---- the module through ansible --------------------------------------------------------------------
