@@ -170,7 +170,7 @@ def run(probe, sleep=time.sleep, clock=time.monotonic):
         sleep(probe["seconds"])
         elapsed = round(clock() - start, 1)
         return dict(ok=True, attempts=1, elapsed=elapsed, last="waited %g s" % probe["seconds"],
-                    summary="waited %g s; whether the process stayed up is for the caller to check" % probe["seconds"])
+                    summary="%s: waited; whether the process stayed up is for the caller to check" % what)
     attempts, ok, last = 0, False, ""
     while True:
         attempts += 1
