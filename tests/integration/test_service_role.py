@@ -5,6 +5,7 @@ playbook to fail, be killed, or run out of disk, and then show that the old rele
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "service.yml"
 
 @pytest.fixture(scope="module")
 def host():
-    container = start_systemd_host("swiftlinux-test-service")
+    container = start_systemd_host("swiftlinux-test-probes-service")
     yield container
     container.remove(force=True)
 
@@ -33,10 +34,27 @@ def artifact(fixture: str) -> str:
     return str(swift_build_fixture(fixture, "static_executable"))
 
 
+def http_service_vars(port: int) -> dict:
+    """The http-service fixture's own flags and health path, passed explicitly: the role assumes neither."""
+    return dict(service_port=port, service_args=["--bind", "127.0.0.1", "--port", str(port)],
+                service_probe=dict(kind="http", port=port, path="/health", retries=6, delay=1))
+
+
 def deploy(container, name: str, fixture: str, port: int, check: bool = False, **extra):
     extra.setdefault("service_artifact", artifact(fixture))
-    return run_playbook(PLAYBOOK, container.name, dict(service_name=name, service_port=port,
-                                                       service_health_retries=8, **extra), check=check)
+    return run_playbook(PLAYBOOK, container.name, {"service_name": name, **http_service_vars(port), **extra},
+                        check=check)
+
+
+def unit(container, name: str, *properties: str) -> dict:
+    out = container.exec_run(["systemctl", "show", f"--property={','.join(properties)}", name]).output.decode()
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def cmdline(container, name: str) -> list[str]:
+    pid = unit(container, name, "MainPID")["MainPID"]
+    raw = container.exec_run(["cat", f"/proc/{pid}/cmdline"]).output
+    return raw.decode().split("\0")[1:-1]
 
 
 def health(container, port: int) -> str:
@@ -51,32 +69,87 @@ def current(container, name: str) -> str:
     return os.path.basename(out)
 
 
-def release_id(fixture: str) -> str:
-    """The id the role will give this artifact (artifact_info derives it from the checksums)."""
-    from support import run_module
-    return run_module("artifact_info", {"path": artifact(fixture)})["release_id"]
-
-
 def entries(container, path: str) -> list[str]:
     out = container.exec_run(["ls", "-A", path])
     return out.output.decode().split() if out.exit_code == 0 else []
 
 
-def test_failed_health_check_rolls_back_and_the_old_release_serves(host):
+def test_failing_first_release_is_stopped_with_the_probe_answer_and_the_journal(host):
+    # The program refuses the port and exits 2; Restart=on-failure would restart it for ever.
+    result = deploy(host, "first", "http-service", 8120, service_args=["--bind", "127.0.0.1", "--port", "70000"])
+    assert result.rc != 0
+    message = result.failures[-1]
+    assert "of first on swiftlinux-test-probes-service failed its probe" in message, result.failures
+    assert "GET http://127.0.0.1:8120/health expecting 200 failed after 7 attempt(s)" in message
+    assert "ConnectionRefusedError: Connection refused" in message
+    assert "It was the first release, so the unit is stopped and disabled" in message
+    assert "Last journal lines:" in message and "invalid port '70000'" in message
+    assert "Traceback" not in result.output and "Conditionals must have a boolean result" not in result.output
+    state = unit(host, "first", "ActiveState", "NRestarts")
+    assert state["ActiveState"] in ("inactive", "failed"), state
+    # Disabled: systemctl disable also removes the unit's link, so a reboot does not start the broken release.
+    assert host.exec_run(["systemctl", "is-enabled", "first"]).output.decode().strip() != "enabled"
+    time.sleep(3)  # longer than RestartSec: a unit left restarting would have started again
+    assert unit(host, "first", "ActiveState", "NRestarts") == {"ActiveState": state["ActiveState"],
+                                                               "NRestarts": state["NRestarts"]}
+
+
+def test_failing_binary_change_rolls_back_and_the_old_release_serves(host):
     result = deploy(host, "roll", "http-service", 8101)
     assert result.rc == 0, result.output
     good = current(host, "roll")
-    assert good == release_id("http-service") and health(host, 8101) == '200 {"status":"ok"}'
+    assert health(host, 8101) == '200 {"status":"ok"}'
 
     # hello prints a line and exits: a release that never answers /health.
     result = deploy(host, "roll", "hello", 8101)
     assert result.rc != 0
-    assert any("failed its health check" in f and f"Rolled back to release {good}" in f
+    assert any("failed its probe" in f and f"Rolled back to release {good}" in f and "passes its probe again" in f
                for f in result.failures), result.failures
     assert current(host, "roll") == good
     assert health(host, 8101) == '200 {"status":"ok"}'
     # The failed release stays on disk for inspection but is not current.
-    assert release_id("hello") in entries(host, "/opt/roll/releases")
+    assert len(entries(host, "/opt/roll/releases")) == 2
+
+
+def test_failing_config_only_change_rolls_back_to_the_old_arguments(host):
+    old_args = ["--bind", "127.0.0.1", "--port", "8113"]
+    result = deploy(host, "conf", "http-service", 8113, service_environment={"GREETING": "old"})
+    assert result.rc == 0, result.output
+    good = current(host, "conf")
+    assert cmdline(host, "conf") == old_args
+
+    # Same binary; new arguments on a new port with a probe there, and one argument the program refuses.
+    new = http_service_vars(8114)
+    new["service_args"].append("--verbose")
+    result = deploy(host, "conf", "http-service", 8113, service_args=new["service_args"],
+                    service_probe=new["service_probe"], service_environment={"GREETING": "new"})
+    assert result.rc != 0
+    message = result.failures[-1]
+    assert "GET http://127.0.0.1:8114/health" in message and f"Rolled back to release {good}" in message
+    # The previous release is probed with the probe it was deployed with (port 8113), and passes.
+    assert "it passes its probe again" in message and "unknown argument '--verbose'" in message, message
+    assert current(host, "conf") == good and health(host, 8113) == '200 {"status":"ok"}'
+    assert cmdline(host, "conf") == old_args
+    assert "8113" in unit(host, "conf", "ExecStart")["ExecStart"]
+    env = host.exec_run(["cat", "/etc/systemd/system/conf.service", "/opt/conf/current/.swiftlinux/environment"])
+    assert 'GREETING="old"' in env.output.decode() and "--verbose" not in env.output.decode()
+
+
+def test_worker_that_listens_on_nothing(host):
+    # A worker is gated by kind none: it must stay up, and systemd must not restart it meanwhile.
+    worker = dict(service_port=None, service_args=["--bind", "127.0.0.1", "--port", "8115"],
+                  service_probe={"kind": "none", "seconds": 3})
+    result = deploy(host, "worker", "http-service", 8115, **worker)
+    assert result.rc == 0, result.output
+    assert unit(host, "worker", "ActiveState")["ActiveState"] == "active"
+
+    # hello exits at once (status 0, so systemd does not even restart it): the none gate fails cleanly.
+    result = deploy(host, "quitter", "hello", 8116, **{**worker, "service_args": []})
+    assert result.rc != 0
+    message = result.failures[-1]
+    assert "failed its probe: the unit is inactive (dead)" in message, result.failures
+    assert "staying up for 3 s" in message and "It was the first release" in message
+    assert "Hello" in message or "hello" in message  # hello's output, from the journal
 
 
 def test_play_killed_while_uploading_leaves_the_old_release_and_the_next_run_completes(host):
@@ -86,8 +159,8 @@ def test_play_killed_while_uploading_leaves_the_old_release_and_the_next_run_com
 
     env = tool_env()
     inventory = BUILD_CACHE / f"inventory-{host.name}.yml"
-    cmd = ["ansible-playbook", "-i", str(inventory), str(PLAYBOOK), "-e",
-           f'{{"service_name": "kill", "service_port": 8102, "service_artifact": "{artifact("foundation-service")}"}}']
+    extra = {"service_name": "kill", **http_service_vars(8102), "service_artifact": artifact("foundation-service")}
+    cmd = ["ansible-playbook", "-i", str(inventory), str(PLAYBOOK), "-e", json.dumps(extra)]
     play = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
@@ -104,14 +177,14 @@ def test_play_killed_while_uploading_leaves_the_old_release_and_the_next_run_com
     assert current(host, "kill") == old and health(host, 8102) == '200 {"status":"ok"}'
     result = deploy(host, "kill", "foundation-service", 8102)
     assert result.rc == 0, result.output
-    assert current(host, "kill") == release_id("foundation-service")
+    assert current(host, "kill") != old
     assert health(host, 8102) == '200 {"status":"ok"}'
     assert not [e for e in entries(host, "/opt/kill/releases") if e.startswith(".staging-")]
 
 
 def test_full_disk_gives_one_clear_error_and_keeps_the_old_release():
     # /opt is a 40 MiB tmpfs: http-service (~17 MiB with its backtracer) fits, foundation-service (~65 MiB) does not.
-    container = start_systemd_host("swiftlinux-test-fulldisk", tmpfs={"/opt": "rw,exec,size=40m"})
+    container = start_systemd_host("swiftlinux-test-probes-fulldisk", tmpfs={"/opt": "rw,exec,size=40m"})
     try:
         result = deploy(container, "full", "http-service", 8103)
         assert result.rc == 0, result.output
@@ -132,6 +205,7 @@ def test_check_mode_reports_changes_and_changes_nothing(host):
     assert result.changed > 0
     assert entries(host, "/opt/dry") == []
     assert host.exec_run(["test", "-e", "/etc/systemd/system/dry.service"]).exit_code != 0
+    assert host.exec_run(["test", "-L", "/etc/systemd/system/dry.service"]).exit_code != 0
 
 
 def test_second_run_changes_nothing(host):
@@ -142,6 +216,29 @@ def test_second_run_changes_nothing(host):
 
 
 # ---- bad inputs: one clear error each, nothing changed on the host ---------------------------
+
+@pytest.mark.parametrize(("extra", "needles"), [
+    ({"service_probe": {"kind": "http", "path": "/health"}}, ["a http probe needs a port"]),
+    ({"service_probe": {"kind": "udp", "port": 53}}, ["kind", "http, tcp, command, none"]),
+    ({"service_probe": {"kind": "tcp", "port": 70000}}, ["probe port 70000 is out of range"]),
+    ({"service_probe": {"kind": "http", "port": 8117, "path": "health"}}, ["must start with '/'"]),
+    ({"service_probe": {"kind": "command"}}, ["a command probe needs command"]),
+    ({"service_probe": {"kind": "none", "retries": -1}}, ["probe retries must be 0 or more"]),
+    ({"service_args": "--bind 127.0.0.1"}, ["service_args must be a list of strings"]),
+    ({"service_args": [{"port": 1}]}, ["service_args"]),
+    ({"service_port": 0}, ["service_port a port from 1 to 65535"]),
+    ({"service_environment": {"BAD-NAME": "x"}}, ["service_environment", "BAD-NAME"]),
+], ids=["http-without-port", "unknown-kind", "port-range", "relative-path", "command-without-argv",
+        "negative-retries", "args-string", "args-mapping", "port-zero", "env-name"])
+def test_bad_inputs_fail_before_touching_the_host(host, extra, needles):
+    before = entries(host, "/opt")
+    result = deploy(host, "badinput", "http-service", 8117, **extra)
+    assert result.rc != 0 and result.failures, "the play should have failed"
+    assert any(all(n in f for n in needles) for f in result.failures), result.failures
+    assert "Traceback" not in result.output
+    assert entries(host, "/opt") == before
+    assert host.exec_run(["test", "-L", "/etc/systemd/system/badinput.service"]).exit_code != 0
+
 
 def _refused(container, name, result, *needles):
     assert result.rc != 0 and result.failures, "the play should have failed"

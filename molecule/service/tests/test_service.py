@@ -58,3 +58,15 @@ def test_current_points_at_a_verified_release(host, name):
 def test_refused_host_kept_its_facts_only(host):
     facts = json.loads(host.file("/etc/ansible/facts.d/swiftlinux.fact").content_string)
     assert facts["architecture"] == "x86_64"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_unit_and_environment_belong_to_the_current_release(host, name):
+    if not deployed(host, name):
+        return
+    link = host.run(f"readlink /etc/systemd/system/{name}.service").stdout.strip()
+    assert link == f"/opt/{name}/current/.swiftlinux/{name}.service"
+    # The fixture's flags come from the playbook, not from the role.
+    exec_start = host.run(f"systemctl show -p ExecStart --value {name}").stdout
+    assert f"--port {SERVICES[name]}" in exec_start, exec_start
+    assert host.file(f"/opt/{name}/current/.swiftlinux/environment").mode == 0o600
