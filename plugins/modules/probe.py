@@ -1,0 +1,125 @@
+#!/usr/bin/python
+# Copyright (c) swiftlinux.deploy contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: probe
+short_description: Probe a freshly started program on the target, with its retries, in one call
+version_added: 0.2.0
+description:
+  - Runs on the target host and tries a probe description (V(http), V(tcp), V(command) or V(none)) until it
+    passes or 1 + O(probe.retries) tries have failed, O(probe.delay) seconds apart; one round-trip whatever
+    the number of tries.
+  - Fails with one message naming what was probed, what came back and what to check.
+  - A bad description (unknown kind, port out of range, V(http) without a port, V(command) without a program,
+    a path without a leading C(/), a negative retry count) fails with one sentence before anything is probed.
+  - For V(none) the module only waits; the caller checks that the unit or container is still up and was not
+    restarted meanwhile.
+author:
+  - swiftlinux.deploy maintainers (@swiftlinux)
+extends_documentation_fragment:
+  - swiftlinux.deploy.probe
+attributes:
+  check_mode:
+    support: full
+    description: Checks the description and returns O(ok=true) without probing, since in check mode nothing was started.
+  diff_mode:
+    support: none
+    description: Changes nothing.
+  idempotent:
+    support: full
+    description: Never reports a change.
+"""
+
+EXAMPLES = r"""
+- name: Wait until the service answers its health path
+  swiftlinux.deploy.probe:
+    probe:
+      kind: http
+      port: 8080
+      path: /healthz
+      body: '"ok"'
+      retries: 30
+
+- name: Check a worker that listens on nothing with a command of its own
+  swiftlinux.deploy.probe:
+    probe:
+      kind: command
+      command: [/opt/worker/current/worker-ctl, status]
+      timeout: 10
+"""
+
+RETURN = r"""
+ok:
+  description: Whether the probe passed.
+  returned: always
+  type: bool
+attempts:
+  description: Tries made; V(0) in check mode.
+  returned: always
+  type: int
+elapsed:
+  description: Seconds spent probing.
+  returned: always
+  type: float
+last:
+  description: What the last try got back (HTTP status and body, connection error, or exit code with the output's tail), at most about 500 characters.
+  returned: always
+  type: str
+  sample: "HTTP 503: starting"
+summary:
+  description: One line saying what was probed and how it ended.
+  returned: always
+  type: str
+  sample: "GET http://127.0.0.1:8080/health expecting 200: passed on attempt 2 after 1.0 s (HTTP 200: ok)"
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._probe import (
+    ProbeError,
+    describe,
+    failure_message,
+    run,
+    validate,
+)
+
+PROBE_SPEC = dict(
+    kind=dict(type="str", required=True, choices=["http", "tcp", "command", "none"]),
+    host=dict(type="str", default="127.0.0.1"),
+    port=dict(type="int"),
+    path=dict(type="str", default="/"),
+    status=dict(type="int", default=200),
+    body=dict(type="str"),
+    command=dict(type="list", elements="str"),
+    seconds=dict(type="float", default=5),
+    retries=dict(type="int", default=20),
+    delay=dict(type="float", default=1),
+    timeout=dict(type="float", default=5),
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(probe=dict(type="dict", required=True, options=PROBE_SPEC)),
+        supports_check_mode=True,
+    )
+    try:
+        probe = validate(module.params["probe"])
+    except ProbeError as exc:
+        module.fail_json(msg=str(exc))
+    if module.check_mode:
+        module.exit_json(changed=False, ok=True, attempts=0, elapsed=0.0, last="",
+                         summary="%s: not probed in check mode" % describe(probe))
+    result = run(probe)
+    if not result["ok"]:
+        module.fail_json(msg=failure_message(probe, result), **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
