@@ -135,8 +135,8 @@ def test_failing_image_change_goes_back_to_the_previous_image_and_its_settings(s
     result = deploy("ct-app", archives["v2"], container_command=["--crash"], container_env={"RELEASE": "2"})
     assert result.rc != 0
     message = result.failures[-1]
-    assert f"{IMAGE}:v2 ({archives['v2']['id']}) in container ct-app on localhost failed its probe" in message
-    assert f"GET http://127.0.0.1:{PORT}/health for 200" in message and "exit code" in message, message
+    assert f"{IMAGE}:v2 ({archives['v2']['id']}) in container ct-app on localhost failed its gate: " in message
+    assert f"http://127.0.0.1:{PORT}/health" in message and "exit code" in message, message
     assert (f"Went back to the previous image {archives['v1']['id']} with its previous run settings, which passes "
             "its probe again.") in message
     # The previous image with exactly its previous command line, environment and recorded settings.
@@ -157,7 +157,7 @@ def test_failing_config_only_change_goes_back_to_the_previous_settings(serving, 
                     container_env={"RELEASE": "broken"})
     assert result.rc != 0
     message = result.failures[-1]
-    assert f"{IMAGE}:v1 ({archives['v1']['id']}) in container ct-app on localhost failed its probe" in message
+    assert f"{IMAGE}:v1 ({archives['v1']['id']}) in container ct-app on localhost failed its gate: " in message
     assert "not-a-port" in message.split("last log lines:")[1], message  # the program's own complaint, from its log
     assert f"Went back to the previous image {archives['v1']['id']} with its previous run settings" in message
     assert run_settings(serving, "ct-app") == before and health() == '200 {"status":"ok"}'
@@ -168,7 +168,7 @@ def test_failing_first_image_is_stopped_with_one_clear_message(engine, archives)
     result = deploy("ct-first", archives["v2"], **worker)
     assert result.rc != 0
     message = result.failures[-1]
-    assert f"{IMAGE}:v2 ({archives['v2']['id']}) in container ct-first on localhost failed its probe" in message
+    assert f"{IMAGE}:v2 ({archives['v2']['id']}) in container ct-first on localhost failed its gate: " in message
     assert "stay up for 3 s" in message and "exit code 0" in message, message
     assert "Hello, world!" in message.split("last log lines:")[1], message
     assert message.endswith("It was the first image, so the container is stopped."), message
