@@ -34,7 +34,17 @@ def test_container_is_hardened(host):
     assert hostconfig["Privileged"] is False
     assert hostconfig["Tmpfs"]["/tmp"].startswith("rw,noexec,nosuid,nodev")
     assert hostconfig["RestartPolicy"]["Name"] == "unless-stopped"
-    assert config["Healthcheck"]["Test"][-2:] == ["--check", f"http://127.0.0.1:{PORTS[name(host)]}/health"]
+    # The self-check is the converge's explicit opt-in (container_healthcheck), not a default of the role.
+    assert config["Healthcheck"]["Test"] == ["CMD", "/app/http-service", "--check",
+                                             f"http://127.0.0.1:{PORTS[name(host)]}/health"]
+
+
+def test_container_records_the_run_settings_it_was_started_with(host):
+    container = inspect(host)
+    run = json.loads(container["Config"]["Labels"]["io.swiftlinux.deploy.run"])
+    assert run["command"] == container["Config"]["Cmd"] == ["--bind", "127.0.0.1", "--port", str(PORTS[name(host)])]
+    assert run["probe"]["kind"] == "http" and run["probe"]["port"] == PORTS[name(host)]
+    assert run["network_mode"] == container["HostConfig"]["NetworkMode"] == "host"
 
 
 def test_service_answers_on_this_hosts_port(host):
