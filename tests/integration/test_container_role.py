@@ -1,4 +1,4 @@
-"""The container role against this machine's Docker engine: delivery, hardening, probes, rollback, check mode, bad inputs.
+"""The container role against this machine's Docker engine: delivery, hardening, probes, rollback, bad inputs.
 
 The role targets "localhost" here (this machine is a Docker host with the venv's requests); molecule/container
 runs it on the three systemd test hosts. Every bad input must leave the running container exactly as it was.
@@ -187,7 +187,8 @@ KIND_URL = f"http://127.0.0.1:{KIND_PORT}/health"
 @pytest.mark.parametrize("probe", [
     {"kind": "none", "seconds": 2},
     {"kind": "tcp", "port": KIND_PORT},
-    {"kind": "command", "command": [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen('{KIND_URL}')"]},
+    {"kind": "command",
+     "command": [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen('{KIND_URL}')"]},
     # The program's own self-probe is an opt-in: a command run inside the container.
     {"kind": "command", "inside": True, "command": ["/app/http-service", "--check", KIND_URL]},
 ], ids=["none", "tcp", "command-on-host", "command-inside"])
