@@ -180,6 +180,24 @@ def test_failing_first_image_is_stopped_with_one_clear_message(engine, archives)
     assert running_image(engine, "ct-first") == f"exited:{archives['v2']['id']}"
 
 
+def test_rollback_reads_the_settings_of_a_container_the_role_did_not_label(engine, archives):
+    """A container started without the run-settings label (an older role, or by hand) is restored as it ran."""
+    port = 18317
+    engine.images.load(open(archives["v1"]["path"], "rb").read())
+    engine.containers.run(archives["v1"]["reference"], name="ct-legacy", command=flags(port), network_mode="host",
+                          user="65532:65532", read_only=True, environment={"KEEP": "me"}, detach=True,
+                          tmpfs={"/tmp": "rw,size=8m"}, restart_policy={"Name": "unless-stopped"},
+                          labels={"swiftlinux.test": "container-role"})
+    result = deploy("ct-legacy", archives["v2"], port=port, container_command=[], container_env={"KEEP": "not me"})
+    assert result.rc != 0
+    assert f"Went back to the previous image {archives['v1']['id']} with its previous run settings" \
+        in result.failures[-1]
+    container = engine.containers.get("ct-legacy")
+    assert container.image.id == archives["v1"]["id"] and container.attrs["Config"]["Cmd"] == flags(port)
+    assert "KEEP=me" in container.attrs["Config"]["Env"] and health(port) == '200 {"status":"ok"}'
+    assert "size=8m" in container.attrs["HostConfig"]["Tmpfs"]["/tmp"]
+
+
 KIND_PORT = 18316
 KIND_URL = f"http://127.0.0.1:{KIND_PORT}/health"
 
