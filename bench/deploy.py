@@ -2,7 +2,7 @@
 
 Writes docs/deploy-benchmark.md. In one run, interleaved, RUNS times each:
 - "first": the host (this machine's engine) lacks the image, the container does not exist;
-- "again": the same play right after, which must report changed=0 (only reads and the --check gate).
+- "again": the same play right after, which must report changed=0 (only reads and the http probe gate).
 The image is http-service built static_executable (scratch-static) by swiftlinux.deploy.oci_image; the registry is
 Debian's docker-registry on a free 127.0.0.1 port. Wall-clock times include ansible-playbook start-up.
 Run: .venv/bin/python bench/deploy.py   (needs the Docker engine and docker-registry; nothing is pulled from outside)
@@ -49,6 +49,7 @@ def main() -> None:
             assert built.get("pushed"), built
             common = dict(container_name="bench-deploy", container_image=f"{host}/{NAME}:1", container_port=PORT,
                           container_command=["--bind", "127.0.0.1", "--port", str(PORT)],
+                          container_probe={"kind": "http", "port": PORT, "path": "/health"},
                           container_labels={"swiftlinux.test": "bench"})
             variants = {"archive": {**common, "container_image_archive": str(archive)},
                         "pull": {**common, "container_image_archive": ""}}
@@ -82,7 +83,7 @@ def write_report(times: dict, archive_size: int, files: int) -> None:
 `make bench-deploy` (bench/deploy.py) on this machine (2 cores), {RUNS} interleaved runs each. The image is
 http-service built `static_executable` (scratch-static, {files} files, {archive_size / 2**20:.1f} MiB compressed as
 a registry stores it); the target is this machine's Docker engine through `connection: local`; every time
-includes ansible-playbook start-up and the `--check` gate.
+includes ansible-playbook start-up and the gate (an http probe of /health from the host).
 
 | delivery | run | median | all runs (s) |
 |---|---|---|---|

@@ -1,12 +1,14 @@
-"""The container role against this machine's Docker engine: delivery, hardening, rollback, check mode, bad inputs.
+"""The container role against this machine's Docker engine: delivery, hardening, probes, rollback, bad inputs.
 
 The role targets "localhost" here (this machine is a Docker host with the venv's requests); molecule/container
 runs it on the three systemd test hosts. Every bad input must leave the running container exactly as it was.
 """
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
+import sys
 import tarfile
 import urllib.request
 
@@ -44,10 +46,18 @@ def archives(tmp_path_factory):
     return built
 
 
+def flags(port: int) -> list[str]:
+    """The http-service fixture's own flags: the role knows none of them, so every test passes them."""
+    return ["--bind", "127.0.0.1", "--port", str(port)]
+
+
+def http_probe(port: int) -> dict:
+    return {"kind": "http", "port": port, "path": "/health", "retries": 6}
+
+
 def deploy(name: str, image: dict | None, port: int = PORT, check: bool = False, **extra):
-    variables = dict(container_name=name, container_port=port,
-                     container_command=["--bind", "127.0.0.1", "--port", str(port)],
-                     container_labels={"swiftlinux.test": "container-role"}, container_health_retries=6)
+    variables = dict(container_name=name, container_port=port, container_command=flags(port),
+                     container_probe=http_probe(port), container_labels={"swiftlinux.test": "container-role"})
     if image:
         variables.update(container_image=image["reference"], container_image_archive=image["path"])
     variables.update(extra)
@@ -88,8 +98,18 @@ def test_container_runs_hardened_from_a_delivered_archive(serving, archives):
     assert host["SecurityOpt"] == ["no-new-privileges"]
     assert host["Tmpfs"]["/tmp"].startswith("rw,noexec,nosuid,nodev,size=16m")
     assert host["RestartPolicy"]["Name"] == "unless-stopped" and host["PidsLimit"] == 256
-    assert container.attrs["Config"]["Healthcheck"]["Test"] == [
-        "CMD", "/app/http-service", "--check", f"http://127.0.0.1:{PORT}/health"]
+    # The run settings the role applied are recorded with the container, for an exact rollback.
+    run = json.loads(container.labels["io.swiftlinux.deploy.run"])
+    assert run["command"] == container.attrs["Config"]["Cmd"] == flags(PORT)
+    assert run["probe"]["kind"] == "http" and run["probe"]["path"] == "/health"
+    assert "--check" not in json.dumps(container.attrs["Config"]["Cmd"])
+
+
+def test_http_probe_from_the_host_serves_a_scratch_image_without_a_shell(serving):
+    container = serving.containers.get("ct-app")
+    shell = container.exec_run(["/bin/sh", "-c", "true"])
+    assert shell.exit_code != 0 and b"no such file" in shell.output.lower(), shell
+    assert json.loads(container.labels["io.swiftlinux.deploy.run"])["probe"]["kind"] == "http"
 
 
 def test_second_run_changes_nothing(serving, archives):
@@ -104,13 +124,23 @@ def test_check_mode_reports_the_new_image_and_changes_nothing(serving, archives)
     assert not serving.images.list(name=archives["v2"]["reference"])
 
 
-def test_failed_health_check_goes_back_to_the_previous_image(serving, archives):
-    result = deploy("ct-app", archives["v2"])
+def run_settings(engine, name: str) -> tuple:
+    container = engine.containers.get(name)
+    return (container.image.id, container.attrs["Config"]["Cmd"], sorted(container.attrs["Config"]["Env"]),
+            container.labels["io.swiftlinux.deploy.run"])
+
+
+def test_failing_image_change_goes_back_to_the_previous_image_and_its_settings(serving, archives):
+    before = run_settings(serving, "ct-app")
+    result = deploy("ct-app", archives["v2"], container_command=["--crash"], container_env={"RELEASE": "2"})
     assert result.rc != 0
-    assert f"{IMAGE}:v2 ({archives['v2']['id']}) in container ct-app on localhost failed its health check" \
-        in result.failures[-1]
-    assert f"Went back to the previous image {archives['v1']['id']}, which answers again." in result.failures[-1]
-    assert running_image(serving, "ct-app") == archives["v1"]["id"]
+    message = result.failures[-1]
+    assert f"{IMAGE}:v2 ({archives['v2']['id']}) in container ct-app on localhost failed its gate: " in message
+    assert f"http://127.0.0.1:{PORT}/health" in message and "exit code" in message, message
+    assert (f"Went back to the previous image {archives['v1']['id']} with its previous run settings, which passes "
+            "its probe again.") in message
+    # The previous image with exactly its previous command line, environment and recorded settings.
+    assert run_settings(serving, "ct-app") == before and before[1] == flags(PORT)
     assert health() == '200 {"status":"ok"}'
     # The previous image is kept under a name of its own, so a prune cannot take the rollback target.
     assert serving.images.get("swiftlinux-previous/ct-app:previous").id == archives["v1"]["id"]
@@ -118,18 +148,79 @@ def test_failed_health_check_goes_back_to_the_previous_image(serving, archives):
     fixed = deploy("ct-app", archives["v1"])
     assert fixed.rc == 0 and health() == '200 {"status":"ok"}', fixed.failures
     assert serving.containers.get("ct-app").attrs["Config"]["Image"] == archives["v1"]["reference"]
+    assert run_settings(serving, "ct-app")[1:] == before[1:]
 
 
-def test_failing_first_image_is_stopped(engine, archives):
-    result = deploy("ct-first", archives["v2"], port=18312)
+def test_failing_config_only_change_goes_back_to_the_previous_settings(serving, archives):
+    before = run_settings(serving, "ct-app")
+    result = deploy("ct-app", archives["v1"], container_command=["--bind", "127.0.0.1", "--port", "not-a-port"],
+                    container_env={"RELEASE": "broken"})
     assert result.rc != 0
-    assert "It was the first image, so the container is stopped." in result.failures[-1]
+    message = result.failures[-1]
+    assert f"{IMAGE}:v1 ({archives['v1']['id']}) in container ct-app on localhost failed its gate: " in message
+    assert "not-a-port" in message.split("last log lines:")[1], message  # the program's own complaint, from its log
+    assert f"Went back to the previous image {archives['v1']['id']} with its previous run settings" in message
+    assert run_settings(serving, "ct-app") == before and health() == '200 {"status":"ok"}'
+
+
+def test_failing_first_image_is_stopped_with_one_clear_message(engine, archives):
+    worker = dict(port=18312, container_port=None, container_probe={"kind": "none", "seconds": 3})
+    result = deploy("ct-first", archives["v2"], **worker)
+    assert result.rc != 0
+    message = result.failures[-1]
+    assert f"{IMAGE}:v2 ({archives['v2']['id']}) in container ct-first on localhost failed its gate: " in message
+    assert "stay up for 3 s" in message and "exit code 0" in message, message
+    assert "Hello, world!" in message.split("last log lines:")[1], message
+    assert message.endswith("It was the first image, so the container is stopped."), message
     assert running_image(engine, "ct-first") == f"exited:{archives['v2']['id']}"
     # Again with the same image: nothing to go back to, so it is stopped again rather than left restarting.
-    again = deploy("ct-first", archives["v2"], port=18312)
+    again = deploy("ct-first", archives["v2"], **worker)
     assert again.rc != 0
     assert "The container was not running before this run, so it is stopped again." in again.failures[-1]
     assert running_image(engine, "ct-first") == f"exited:{archives['v2']['id']}"
+
+
+def test_rollback_reads_the_settings_of_a_container_the_role_did_not_label(engine, archives):
+    """A container started without the run-settings label (an older role, or by hand) is restored as it ran."""
+    port = 18317
+    engine.images.load(open(archives["v1"]["path"], "rb").read())
+    engine.containers.run(archives["v1"]["reference"], name="ct-legacy", command=flags(port), network_mode="host",
+                          user="65532:65532", read_only=True, environment={"KEEP": "me"}, detach=True,
+                          tmpfs={"/tmp": "rw,size=8m"}, restart_policy={"Name": "unless-stopped"},
+                          labels={"swiftlinux.test": "container-role"})
+    result = deploy("ct-legacy", archives["v2"], port=port, container_command=[], container_env={"KEEP": "not me"})
+    assert result.rc != 0
+    assert f"Went back to the previous image {archives['v1']['id']} with its previous run settings" \
+        in result.failures[-1]
+    container = engine.containers.get("ct-legacy")
+    assert container.image.id == archives["v1"]["id"] and container.attrs["Config"]["Cmd"] == flags(port)
+    assert "KEEP=me" in container.attrs["Config"]["Env"] and health(port) == '200 {"status":"ok"}'
+    assert "size=8m" in container.attrs["HostConfig"]["Tmpfs"]["/tmp"]
+
+
+KIND_PORT = 18316
+KIND_URL = f"http://127.0.0.1:{KIND_PORT}/health"
+
+
+@pytest.mark.parametrize("probe", [
+    {"kind": "none", "seconds": 2},
+    {"kind": "tcp", "port": KIND_PORT},
+    {"kind": "command",
+     "command": [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen('{KIND_URL}')"]},
+    # The program's own self-probe is an opt-in: a command run inside the container.
+    {"kind": "command", "inside": True, "command": ["/app/http-service", "--check", KIND_URL]},
+], ids=["none", "tcp", "command-on-host", "command-inside"])
+def test_every_probe_kind_gates_a_serving_program(engine, archives, probe):
+    result = deploy("ct-kinds", archives["v1"], port=KIND_PORT, container_port=None, container_probe=probe,
+                    container_healthcheck=["/app/http-service", "--check", KIND_URL])
+    assert result.rc == 0, result.failures or result.output[-3000:]
+    container = engine.containers.get("ct-kinds")
+    assert json.loads(container.labels["io.swiftlinux.deploy.run"])["probe"]["kind"] == probe["kind"]
+    assert container.attrs["Config"]["Healthcheck"]["Test"] == ["CMD", "/app/http-service", "--check", KIND_URL]
+    assert health(KIND_PORT) == '200 {"status":"ok"}'
+    again = deploy("ct-kinds", archives["v1"], port=KIND_PORT, container_port=None, container_probe=probe,
+                   container_healthcheck=["/app/http-service", "--check", KIND_URL])
+    assert again.rc == 0 and again.changed == 0, again.output[-3000:]
 
 
 def test_pull_from_a_local_registry(engine, registry, archives):
@@ -213,6 +304,22 @@ def test_damaged_archive_is_refused_by_its_digests(serving, archives, tmp_path):
     damaged.write_bytes(bytes(data))
     refused(serving, archives, deploy("ct-app", {"reference": archives["v1"]["reference"], "path": str(damaged)}),
             f"layer {biggest.name} has sha256", "the archive is damaged or was altered, write it again")
+
+
+@pytest.mark.parametrize(("probe", "extra", "needle"), [
+    ({"kind": "ping"}, {}, "ping"),
+    ({"kind": "http"}, {}, "a http probe needs a port"),
+    ({"kind": "tcp", "port": 70000}, {}, "out of range"),
+    ({"kind": "http", "port": PORT, "path": "health"}, {}, "must start with '/'"),
+    ({"kind": "command"}, {}, "a command probe needs command"),
+    ({"kind": "none", "retries": -1}, {}, "retries must be 0 or more"),
+    ({"kind": "http", "port": PORT, "colour": "red"}, {}, "colour"),
+    ({"kind": "tcp", "port": PORT, "inside": True}, {}, "inside: true runs a command inside the container"),
+    ({"kind": "tcp", "port": PORT}, {"container_network_mode": "none"}, "no network the host can reach"),
+], ids=["kind", "no-port", "port-range", "path", "no-command", "retries", "unknown-key", "inside", "network-none"])
+def test_bad_probe_descriptions_change_nothing(serving, archives, probe, extra, needle):
+    refused(serving, archives, deploy("ct-app", archives["v2"], container_probe=probe, **extra),
+            "container_probe", needle, "Nothing was changed")
 
 
 @pytest.mark.parametrize("name", ["../ct-app", "ct/app", "ct..app", "-ct"])
