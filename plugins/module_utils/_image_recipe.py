@@ -24,6 +24,7 @@ except ImportError:  # oci_image reports the missing library through _elf.HAS_EL
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
     OciError, dir_entry, file_entry, rfc3339, symlink_entry, tree_entries,
 )
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import link_mode_of, machine_named, oci_platform
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._sbom import spdx_document
 
 RECIPES = ("scratch-static", "scratch-bag", "runtime-base")
@@ -36,18 +37,12 @@ SBOM_PATH = "/app/sbom.spdx.json"
 RUNTIME_SBOM_PATH = "/usr/share/swiftlinux/swift-runtime.spdx.json"
 LABEL_PREFIX = "io.swiftlinux."
 
-# Docker/OCI platform architecture for each `uname -m` machine name elf_facts reports.
-PLATFORM_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7": "arm", "i386": "386",
-                 "riscv64": "riscv64", "ppc64le": "ppc64le", "s390x": "s390x"}
-MULTIARCH = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu", "armv7": "arm-linux-gnueabihf",
-             "i386": "i386-linux-gnu", "riscv64": "riscv64-linux-gnu", "ppc64le": "powerpc64le-linux-gnu",
-             "s390x": "s390x-linux-gnu"}
 # Test frameworks ship in the toolchain's runtime directory but never run in a service.
 _NOT_RUNTIME = re.compile(r"XCTest|Testing|_InternalSwiftStaticMirror")
 
 
 def platform_of(machine):
-    return "linux/" + PLATFORM_ARCH.get(machine, machine)
+    return oci_platform(machine) or "linux/" + machine
 
 
 def uses_foundation(facts):
@@ -68,7 +63,7 @@ def uses_foundation(facts):
 
 def choose_recipe(facts, have_bag):
     """The recipe for an executable's ELF facts: the smallest image it can run in."""
-    if facts["linkage"] in ("static", "static-pie") and not facts["needed"]:
+    if link_mode_of(facts) == "static_executable":
         return "scratch-static"
     if facts["swift_runtime"] == "dynamic" and not have_bag:
         return "runtime-base"
@@ -78,7 +73,7 @@ def choose_recipe(facts, have_bag):
 # ---- shared libraries, resolved by reading ELF like the loader would ----------------------------
 
 def _default_dirs(machine):
-    triple = MULTIARCH.get(machine, "")
+    triple = getattr(machine_named(machine), "multiarch", None) or ""
     dirs = ["/lib/" + triple, "/usr/lib/" + triple] if triple else []
     return dirs + ["/lib64", "/usr/lib64", "/lib", "/usr/lib"]
 
@@ -135,7 +130,7 @@ def resolve_libraries(roots, machine):
 def library_entries(facts, libraries, swift_dir=None):
     """Entries placing each library by its soname in the image's library directory (Swift ones apart),
     plus the program interpreter at the path the executable names."""
-    system_dir = "/usr/lib/" + MULTIARCH.get(facts["machine"], "")
+    system_dir = "/usr/lib/" + (getattr(machine_named(facts["machine"]), "multiarch", None) or "")
     entries, placed = [], {}
     for soname, host in sorted(libraries.items()):
         is_swift = swift_dir and os.path.dirname(os.path.realpath(host)) == os.path.realpath(swift_dir)

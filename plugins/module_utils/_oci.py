@@ -29,6 +29,7 @@ from ansible.module_utils.six.moves.urllib.parse import urlencode, urljoin, urls
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import replace_directory
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import canonical_machine
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -453,10 +454,6 @@ def check_reference(reference):
                        "swiftlinux/swift-runtime:6.0.3" % (reference,))
 
 
-PLATFORM_MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "arm": "armv7l", "386": "i686", "ppc64le": "ppc64le",
-                     "s390x": "s390x", "riscv64": "riscv64"}
-
-
 def _named_digest(name):
     """The sha256 hex an archive member's name claims (blobs/sha256/<hex>, <hex>.json or <hex>/layer.tar)."""
     parts = name.replace(".json", "").split("/")
@@ -546,7 +543,7 @@ def _describe(archive):
         "repo_tags": list(repo_tags),
         "os": _shape(path, "os", config.get("os"), str, optional=True) or None,
         "architecture": architecture,
-        "machine": PLATFORM_MACHINES.get(architecture, architecture),
+        "machine": canonical_machine(architecture),
         "user": user,
         "entrypoint": list(_shape(path, "Entrypoint", runtime.get("Entrypoint"), list, optional=True)),
         "command": list(_shape(path, "Cmd", runtime.get("Cmd"), list, optional=True)),

@@ -23,25 +23,11 @@ import platform
 import re
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import ElfError, elf_facts
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import GLIBC_LOADERS, canonical_machine, machine_named
 
 __all__ = ["Closure", "ResolveError", "Facts", "ld_so_conf_dirs", "default_dirs", "resolve_elf", "resolve_ldd",
            "real_path"]
 
-# Debian's multiarch directory names, which its loader searches by default before /lib and /usr/lib.
-MULTIARCH = {
-    "x86_64": "x86_64-linux-gnu",
-    "aarch64": "aarch64-linux-gnu",
-    "armv7": "arm-linux-gnueabihf",
-    "i386": "i386-linux-gnu",
-    "riscv64": "riscv64-linux-gnu",
-    "ppc64le": "powerpc64le-linux-gnu",
-    "s390x": "s390x-linux-gnu",
-}
-# Interpreters `ldd` may be trusted with: glibc's own loaders, by file name.
-GLIBC_LOADERS = frozenset((
-    "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "ld-linux-armhf.so.3", "ld-linux.so.2",
-    "ld-linux-riscv64-lp64d.so.1", "ld64.so.2", "ld64.so.1",
-))
 _LDD_LINE = re.compile(r"^\s*(\S+)\s+=>\s+(.*?)\s*(?:\(0x[0-9a-f]+\))?\s*$")
 _LDD_LOADER = re.compile(r"^\s*(/\S+)\s+\(0x[0-9a-f]+\)\s*$")
 
@@ -121,7 +107,7 @@ def ld_so_conf_dirs(conf="/etc/ld.so.conf"):
 def default_dirs(machine, elf_class):
     """The loader's built-in search path: Debian multiarch directories, lib64 on 64-bit, /lib, /usr/lib."""
     dirs = []
-    triplet = MULTIARCH.get(machine)
+    triplet = getattr(machine_named(machine), "multiarch", None)
     if triplet:
         dirs += ["/lib/" + triplet, "/usr/lib/" + triplet]
     if elf_class == 64:
@@ -213,8 +199,7 @@ def _search(name, facts, origin, loaders, system_dirs, get_facts):
 
 def host_machine():
     """This machine's architecture in elf_facts' naming."""
-    machine = platform.machine()
-    return {"amd64": "x86_64", "arm64": "aarch64", "armv7l": "armv7"}.get(machine, machine)
+    return canonical_machine(platform.machine())
 
 
 def resolve_ldd(path, get_facts, run):

@@ -357,6 +357,7 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import (
     NotOurs, check_replaceable, replace_directory,
 )
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import HAS_ELFTOOLS, ElfError, elf_facts
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import link_mode_of, machine_named
 
 DEFAULT_RUNTIME_DIR = "/opt/swift/usr/lib/swift/linux"
 SWIFT_VERSION_LABEL = recipes.LABEL_PREFIX + "swift-version"
@@ -371,12 +372,6 @@ def _epoch(params):
                        "commit's time (git log -1 --format=%%ct) or set source_date_epoch"
                        % (value[:40], recipes.MAX_EPOCH))
     return int(value)
-
-
-def _link_mode(facts):
-    if facts["linkage"] in ("static", "static-pie") and not facts["needed"]:
-        return "static_executable"
-    return "static_stdlib" if facts["swift_runtime"] == "static" else "dynamic"
 
 
 def _build_manifest_version(executable):
@@ -410,7 +405,7 @@ def _recipe_for(params, facts):
     chosen = params["recipe"]
     if chosen == "auto":
         return recipes.choose_recipe(facts, bool(params["bag"]))
-    mode = _link_mode(facts)
+    mode = link_mode_of(facts)
     if chosen == "scratch-static" and mode != "static_executable":
         raise OciError("%s is a %s build (it needs %s), so it cannot run alone in a scratch-static image; use "
                        "recipe scratch-bag or auto, or build it with link_mode static_executable"
@@ -524,7 +519,7 @@ def plan_image(module):
     facts = elf_facts(executable)
     platform = _check_platform(params, facts)
     recipe = _recipe_for(params, facts)
-    link_mode = _link_mode(facts)
+    link_mode = link_mode_of(facts)
     swift_version = params["swift_version"] or _build_manifest_version(executable)
     tzdata = params["tzdata"] if params["tzdata"] is not None else recipes.uses_foundation(facts)
     backtracer = params["backtracer"]
@@ -585,8 +580,8 @@ def _interpreter_path(ld_so, machine):
     """The loader path executables of this machine name (PT_INTERP), for the runtime base image."""
     if not ld_so:
         return None
-    name = os.path.basename(ld_so)
-    return ("/lib64/" if machine in ("x86_64", "ppc64le", "s390x") and name != "ld-linux.so.2" else "/lib/") + name
+    row = machine_named(machine)
+    return row.loader if row and row.loader else "/lib/" + os.path.basename(ld_so)
 
 
 def write_context(dest, plan, image, reference):

@@ -32,7 +32,12 @@ PROGRAMS = {
     "greeter": (["Ops"], "Hello, Ops! (shared 1.0.0)\n"),
     "counter": (["2"], "1\n2\nshared 1.0.0\n"),
     "resource-reader": ([], "Greetings from a resource bundle\nmessage: configured by config.json\n"),
+    "name-lookup": (["127.0.0.1"], "127.0.0.1 127.0.0.1\n"),
 }
+# Programs shaped like other people's: a server with positional arguments and a health path of its own
+# (probed from the host, no self-probe in the image), and a worker that listens on nothing.
+OWN_SERVERS = {"dep-server": "/healthz"}
+WORKERS = {"worker"}
 MATRIX = [(f, m, p) for f in PRODUCTS for m in LINK_MODES if (f, m) not in IMPOSSIBLE for p in PRODUCTS[f]]
 EXPECTED_RECIPE = {"static_executable": "scratch-static", "static_stdlib": "scratch-bag", "dynamic": "runtime-base"}
 LABEL = {"swiftlinux.test": "pytest"}
@@ -144,6 +149,22 @@ def wait_serving(box, probe: list[str], timeout: float = 30) -> None:
     raise AssertionError(f"{box.image.tags} did not serve ({box.attrs['State']}):\n{box.logs().decode(errors='replace')}")
 
 
+def wait_answering(box, url: str, timeout: float = 30) -> None:
+    """Until the URL answers 200 from the host: the generic http probe, for images without a self-probe."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            box.reload()
+            if box.status == "exited":
+                break
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer ({box.attrs['State']}):\n{box.logs().decode(errors='replace')}")
+
+
 def check_runs(engine, ref: str, product: str, port: int) -> None:
     """The image works read-only, without capabilities, as 65532, without network and with host networking."""
     if product in SERVICES:
@@ -161,6 +182,19 @@ def check_runs(engine, ref: str, product: str, port: int) -> None:
                 assert reply.status == 200 and json.loads(reply.read()) == {"status": "ok"}
             box.stop(timeout=10)
             assert box.wait(timeout=15)["StatusCode"] == 0, "SIGTERM must stop the service cleanly"
+    elif product in OWN_SERVERS:
+        with container(engine, ref, ["127.0.0.1", str(port)], "host") as box:
+            wait_answering(box, f"http://127.0.0.1:{port}{OWN_SERVERS[product]}")
+            box.stop(timeout=10)
+            assert box.wait(timeout=15)["StatusCode"] == 0, "SIGTERM must stop the server cleanly"
+    elif product in WORKERS:
+        with container(engine, ref, [], "none") as box:
+            deadline = time.monotonic() + 30
+            while b"heartbeat 2 " not in box.logs() and time.monotonic() < deadline:
+                time.sleep(0.3)
+            box.stop(timeout=10)
+            assert box.wait(timeout=15)["StatusCode"] == 0, box.logs().decode(errors="replace")
+            assert b"heartbeat 2 " in box.logs(), box.logs().decode(errors="replace")
     else:
         arguments, expected = PROGRAMS[product]
         for network in ("none", "host"):
