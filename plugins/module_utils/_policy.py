@@ -130,7 +130,7 @@ def link_mode_of(facts):
     static_executable: no loader and no shared libraries (static or static-pie). static_stdlib: the Swift runtime is
     linked in, glibc is loaded. dynamic: everything else, including programs without Swift code.
     """
-    if facts["linkage"] in ("static", "static-pie") and not facts["needed"] and not facts["interpreter"]:
+    if facts["linkage"] in ("static", "static-pie") and not facts["needed"] and not facts.get("interpreter"):
         return "static_executable"
     if facts["swift_runtime"] == "static":
         return "static_stdlib"

@@ -353,6 +353,7 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
 )
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _image_recipe as recipes
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import (
     NotOurs, check_replaceable, replace_directory,
 )
@@ -375,11 +376,14 @@ def _epoch(params):
 
 
 def _build_manifest_version(executable):
-    try:
-        with open(os.path.join(os.path.dirname(executable), "swift_build.json")) as handle:
-            return json.load(handle).get("swift_version")
-    except (OSError, ValueError):
+    """The Swift version swift_build recorded beside the executable; None for an executable built otherwise."""
+    directory = os.path.dirname(executable)
+    if not os.path.lexists(os.path.join(directory, _manifest.BUILD_MANIFEST)):
         return None
+    try:
+        return _manifest.read_build(directory).get("swift_version")
+    except _manifest.ManifestError as exc:
+        raise OciError(str(exc))
 
 
 def _toolchain_version(module, runtime_dir):
@@ -429,11 +433,9 @@ def _bag_layers(params, facts):
                        "swiftlinux.deploy.shared_objects with scope=all and pass its dest as bag, or use recipe "
                        "runtime-base" % facts["path"])
     try:
-        with open(os.path.join(bag, "bag.json")) as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise OciError("bag %s has no readable bag.json (%s); pass the dest of swiftlinux.deploy.shared_objects"
-                       % (bag, exc))
+        manifest = _manifest.read_bag(bag)
+    except _manifest.ManifestError as exc:
+        raise OciError("%s; pass the dest of swiftlinux.deploy.shared_objects as bag" % str(exc).rstrip("."))
     if manifest.get("scope") != "all":
         raise OciError("bag %s has scope %s, but a scratch image has no libc of its own; build the bag with "
                        "scope=all" % (bag, manifest.get("scope")))

@@ -298,6 +298,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _files, _swift
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import read_json, sha256_file, unwritable_reason
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._sbom import spdx_build_document
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import LINK_MODE_FLAGS, link_mode_problem
 
@@ -307,7 +308,7 @@ try:
 except ImportError as exc:  # pyelftools missing on the build host
     ELF_IMPORT_ERROR = exc
 
-MANIFEST = "swift_build.json"
+MANIFEST = _manifest.BUILD_MANIFEST
 SBOM = "sbom.spdx.json"
 OWNER = "swift_build"
 # Set by the module from its own options; the same flags in build_args would send SwiftPM elsewhere.
