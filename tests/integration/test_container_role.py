@@ -223,6 +223,34 @@ def test_every_probe_kind_gates_a_serving_program(engine, archives, probe):
     assert again.rc == 0 and again.changed == 0, again.output[-3000:]
 
 
+def test_programs_that_are_not_ours_run_with_generic_probes_only(engine, tmp_path):
+    # dep-server takes <host> <port> and serves /healthz; worker listens on nothing. No --check anywhere.
+    images = {}
+    for fixture in ("dep-server", "worker"):
+        executable = swift_build_fixture(fixture, "static_executable") / fixture
+        result = run_module("oci_image", {"executable": str(executable), "name": IMAGE, "tag": fixture,
+                                          "format": "archive", "dest": str(tmp_path / f"{fixture}.tar")})
+        assert not result.get("failed"), result
+        images[fixture] = {"path": str(tmp_path / f"{fixture}.tar"), "reference": f"{IMAGE}:{fixture}"}
+    try:
+        result = deploy("ct-depserver", images["dep-server"], port=KIND_PORT,
+                        container_command=["127.0.0.1", str(KIND_PORT)],
+                        container_probe={"kind": "http", "port": KIND_PORT, "path": "/healthz", "retries": 10})
+        assert result.rc == 0, result.failures or result.output[-3000:]
+        with urllib.request.urlopen(f"http://127.0.0.1:{KIND_PORT}/healthz", timeout=5) as reply:
+            assert reply.status == 200
+        result = deploy("ct-worker", images["worker"], port=None, container_port=None, container_command=[],
+                        container_network_mode="none", container_probe={"kind": "none", "seconds": 3})
+        assert result.rc == 0, result.failures or result.output[-3000:]
+        worker = engine.containers.get("ct-worker")
+        assert worker.status == "running" and b"heartbeat 1 " in worker.logs()
+        assert not engine.api.inspect_image(images["worker"]["reference"])["Config"].get("Healthcheck")
+    finally:
+        for name in ("ct-depserver", "ct-worker"):
+            for box in engine.containers.list(all=True, filters={"name": f"^{name}$"}):
+                box.remove(force=True)
+
+
 def test_pull_from_a_local_registry(engine, registry, archives):
     reference = f"{registry.host}/swiftlinux-test/container-pulled"
     pushed = run_module("oci_image", {

@@ -152,6 +152,26 @@ def test_worker_that_listens_on_nothing(host):
     assert "Hello" in message or "hello" in message  # hello's output, from the journal
 
 
+def test_programs_that_are_not_ours_deploy_with_generic_probes_only(host):
+    # dep-server: a package dependency, a C target, positional <host> <port> and its own /healthz.
+    result = deploy(host, "depserver", "dep-server", 8117, service_port=8117, service_args=["127.0.0.1", "8117"],
+                    service_probe={"kind": "http", "port": 8117, "path": "/healthz", "retries": 10})
+    assert result.rc == 0, result.failures or result.output[-3000:]
+    assert cmdline(host, "depserver") == ["127.0.0.1", "8117"]
+    probe = ("import urllib.request; r = urllib.request.urlopen('http://127.0.0.1:8117/healthz', timeout=5); "
+             "print(r.status)")
+    assert host.exec_run(["python3", "-c", probe]).output.decode().strip() == "200"
+    # worker: listens on nothing; gated by staying up without restarts, and it really beats.
+    result = deploy(host, "beats", "worker", 8118, service_port=None, service_args=[],
+                    service_probe={"kind": "none", "seconds": 3})
+    assert result.rc == 0, result.failures or result.output[-3000:]
+    journal = host.exec_run(["journalctl", "-u", "beats", "--no-pager", "-o", "cat"]).output.decode()
+    assert "heartbeat 1 " in journal, journal[-2000:]
+    again = deploy(host, "beats", "worker", 8118, service_port=None, service_args=[],
+                   service_probe={"kind": "none", "seconds": 3})
+    assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+
+
 def test_play_killed_while_uploading_leaves_the_old_release_and_the_next_run_completes(host):
     result = deploy(host, "kill", "http-service", 8102)
     assert result.rc == 0, result.output
