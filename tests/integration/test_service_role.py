@@ -162,13 +162,13 @@ def test_programs_that_are_not_ours_deploy_with_generic_probes_only(host):
              "print(r.status)")
     assert host.exec_run(["python3", "-c", probe]).output.decode().strip() == "200"
     # worker: listens on nothing; gated by staying up without restarts, and it really beats.
-    result = deploy(host, "beats", "worker", 8118, service_port=None, service_args=[],
-                    service_probe={"kind": "none", "seconds": 3})
+    worker = dict(service_executable="worker", service_port=None, service_args=[],
+                  service_probe={"kind": "none", "seconds": 3})
+    result = deploy(host, "beats", "worker", 8118, **worker)
     assert result.rc == 0, result.failures or result.output[-3000:]
     journal = host.exec_run(["journalctl", "-u", "beats", "--no-pager", "-o", "cat"]).output.decode()
     assert "heartbeat 1 " in journal, journal[-2000:]
-    again = deploy(host, "beats", "worker", 8118, service_port=None, service_args=[],
-                   service_probe={"kind": "none", "seconds": 3})
+    again = deploy(host, "beats", "worker", 8118, **worker)
     assert again.rc == 0 and again.changed == 0, again.output[-3000:]
 
 
