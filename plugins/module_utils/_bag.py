@@ -22,6 +22,7 @@ import shutil
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import version_key
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import file_digests
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import CXX_RUNTIME, GLIBC_FAMILY, SWIFT_CORE
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._resolve import (
     GLIBC_LOADERS,
@@ -373,14 +374,8 @@ def file_sha256(path):
 
 
 def _digests(path):
-    sha256, sha1 = hashlib.sha256(), hashlib.sha1()
-    size = 0
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha256.update(block)
-            sha1.update(block)
-            size += len(block)
-    return sha256.hexdigest(), sha1.hexdigest(), size
+    (sha256, sha1), size = file_digests(path, ("sha256", "sha1"))
+    return sha256, sha1, size
 
 
 def debian_owners(paths, run):

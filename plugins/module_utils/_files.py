@@ -13,13 +13,26 @@ import shutil
 import tempfile
 
 
+def hash_stream(stream, algorithms=("sha256",)):
+    """([hex digest per algorithm], size) of a binary stream, read in blocks: the one hashing loop."""
+    digests = [hashlib.new(name) for name in algorithms]
+    size = 0
+    for block in iter(lambda: stream.read(1 << 20), b""):
+        for digest in digests:
+            digest.update(block)
+        size += len(block)
+    return [digest.hexdigest() for digest in digests], size
+
+
+def file_digests(path, algorithms=("sha256",)):
+    """([hex digest per algorithm], size) of a file."""
+    with open(path, "rb") as handle:
+        return hash_stream(handle, algorithms)
+
+
 def sha256_file(path):
     """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digests(path)[0][0]
 
 
 def unwritable_reason(dest):

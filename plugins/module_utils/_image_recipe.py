@@ -24,6 +24,7 @@ except ImportError:  # oci_image reports the missing library through _elf.HAS_EL
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
     OciError, dir_entry, file_entry, rfc3339, symlink_entry, tree_entries,
 )
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import file_digests
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import link_mode_of, machine_named, oci_platform
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._sbom import spdx_document
 
@@ -329,16 +330,11 @@ def sbom_entry(name, layers, epoch, path=SBOM_PATH):
     """An SPDX 2.3 document of every regular file in `layers`, as a file entry for the image itself."""
     files = []
     for entry in (e for entries in layers for e in entries if e.kind == "file"):
-        digest, size = hashlib.sha256(), 0
         if entry.data is not None:
-            digest.update(entry.data)
-            size = len(entry.data)
+            (sha256,), size = [hashlib.sha256(entry.data).hexdigest()], len(entry.data)
         else:
-            with open(entry.source, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-                    size += len(block)
-        files.append({"path": entry.path, "sha256": digest.hexdigest(), "size": size})
+            (sha256,), size = file_digests(entry.source)
+        files.append({"path": entry.path, "sha256": sha256, "size": size})
     document = spdx_document(name, files, created=rfc3339(epoch))
     body = json.dumps(document, indent=1, sort_keys=True).encode() + b"\n"
     return file_entry(path, data=body, mode=0o644)

@@ -28,7 +28,7 @@ from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlencode, urljoin, urlsplit
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import replace_directory
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import hash_stream, replace_directory
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import canonical_machine
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -405,14 +405,10 @@ class SafeArchive(object):
 
     def sha256(self, name, what):
         member = self.member(name, what)
-        digest = hashlib.sha256()
         try:
-            stream = self.tar.extractfile(member)
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
+            return hash_stream(self.tar.extractfile(member))[0][0]
         except (OSError, EOFError, tarfile.TarError) as exc:
             raise OciError("%s: cannot read the %s %s (%s); %s" % (self.path, what, name, exc, _REWRITE))
-        return digest.hexdigest()
 
 
 def check_archive_replaceable(path):

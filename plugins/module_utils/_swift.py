@@ -16,6 +16,8 @@ import os
 import re
 import shutil
 
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file
+
 # Where toolchains are usually unpacked when `swift` is not on PATH.
 TOOLCHAIN_DIRS = ("/opt/swift/usr/bin", "/usr/share/swift/usr/bin", "/usr/local/swift/usr/bin")
 
@@ -202,9 +204,7 @@ def source_fingerprint(paths, skip=()):
                 if os.path.islink(full):
                     digest.update(b"link:" + os.readlink(full).encode())
                     continue
-                with open(full, "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
+                digest.update(sha256_file(full).encode())
     return digest.hexdigest()
 
 
