@@ -223,6 +223,9 @@ def test_every_probe_kind_gates_a_serving_program(engine, archives, probe):
     assert again.rc == 0 and again.changed == 0, again.output[-3000:]
 
 
+OWN_PORT = 18318  # its own: ct-kinds above may still hold KIND_PORT
+
+
 def test_programs_that_are_not_ours_run_with_generic_probes_only(engine, tmp_path):
     # dep-server takes <host> <port> and serves /healthz; worker listens on nothing. No --check anywhere.
     images = {}
@@ -233,11 +236,11 @@ def test_programs_that_are_not_ours_run_with_generic_probes_only(engine, tmp_pat
         assert not result.get("failed"), result
         images[fixture] = {"path": str(tmp_path / f"{fixture}.tar"), "reference": f"{IMAGE}:{fixture}"}
     try:
-        result = deploy("ct-depserver", images["dep-server"], port=KIND_PORT,
-                        container_command=["127.0.0.1", str(KIND_PORT)],
-                        container_probe={"kind": "http", "port": KIND_PORT, "path": "/healthz", "retries": 10})
+        result = deploy("ct-depserver", images["dep-server"], port=OWN_PORT,
+                        container_command=["127.0.0.1", str(OWN_PORT)],
+                        container_probe={"kind": "http", "port": OWN_PORT, "path": "/healthz", "retries": 10})
         assert result.rc == 0, result.failures or result.output[-3000:]
-        with urllib.request.urlopen(f"http://127.0.0.1:{KIND_PORT}/healthz", timeout=5) as reply:
+        with urllib.request.urlopen(f"http://127.0.0.1:{OWN_PORT}/healthz", timeout=5) as reply:
             assert reply.status == 200
         result = deploy("ct-worker", images["worker"], port=None, container_port=None, container_command=[],
                         container_network_mode="none", container_probe={"kind": "none", "seconds": 3})
