@@ -11,6 +11,12 @@ PY        := $(VENV)/bin/python
 SUITES    := trixie bookworm bullseye
 SCENARIOS := $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml))))
 COLLECTION_LINK := .build/collections/ansible_collections/swiftlinux/deploy
+# make test splits pytest into two streams by file. Tests that tag images under swiftlinux-test/ (test_images
+# removes them all when it ends) stay in one stream; every other test file falls into the second by itself.
+PYTEST_IMAGES := $(addprefix tests/integration/,test_images.py test_container_role.py test_hostile_images.py \
+                   test_fixtures.py test_elf_info.py test_collection.py test_swift_build.py)
+PYTEST_HOSTS  := tests/unit $(filter-out $(PYTEST_IMAGES),$(wildcard tests/integration/test_*.py))
+PYTEST_STREAM := $(VENV)/bin/python -m pytest -p no:cacheprovider
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -64,9 +70,10 @@ test: bootstrap test-hosts
 	@scripts/timed.sh lint     $(MAKE) --no-print-directory lint
 	@scripts/timed.sh sanity   $(MAKE) --no-print-directory sanity
 	@scripts/timed.sh builds   $(PY) tests/prebuild.py
-	@# pytest and molecule share nothing but the builds above (read-only now) and the engine (distinct names),
-	@# so they run side by side; each log is printed whole when both are done.
-	@scripts/side-by-side.sh "pytest=$(MAKE) --no-print-directory pytest" \
+	@# Two pytest streams and molecule share nothing but the builds above (read-only now) and the engine
+	@# (distinct names and ports), so they run side by side; each log is printed whole when all are done.
+	@scripts/side-by-side.sh "pytest-images=$(PYTEST_STREAM) --basetemp=/tmp/swiftlinux-pytest-images $(PYTEST_IMAGES)" \
+	                         "pytest-hosts=$(PYTEST_STREAM) --basetemp=/tmp/swiftlinux-pytest-hosts $(PYTEST_HOSTS)" \
 	                         "molecule=$(MAKE) --no-print-directory molecule"
 
 quick: bootstrap
