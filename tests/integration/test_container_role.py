@@ -408,4 +408,4 @@ def test_a_file_that_is_not_an_archive(tmp_path):
     junk = tmp_path / "junk.tar"
     junk.write_text("not a tar file\n")
     result = run_module("image_archive_info", {"path": str(junk)})
-    assert result["failed"] and f"{junk} is not a readable image archive" in result["msg"], result
+    assert result["failed"] and f"{junk} is not a readable uncompressed tar" in result["msg"], result
