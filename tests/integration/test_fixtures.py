@@ -37,6 +37,15 @@ STARTUP_TIMEOUT = 10
 STOP_TIMEOUT = 5
 
 
+def reap(proc: subprocess.Popen) -> None:
+    """Kill a fixture process a failed assertion left running, and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=STOP_TIMEOUT)
+    proc.stdout.close()
+    proc.stderr.close()
+
+
 # --- running binaries -------------------------------------------------------------------------------
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -475,11 +484,7 @@ def test_dep_server_binds_a_host_name_and_stops_on_sigint(dep_server):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=STOP_TIMEOUT) == 0 and proc.stdout.read() == "stopping\n"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT)
-        proc.stdout.close()
-        proc.stderr.close()
+        reap(proc)
 
 
 # --- (h) worker and name-lookup -----------------------------------------------------------------------
@@ -500,11 +505,7 @@ def test_worker_heartbeats_until_sigterm(worker_dir):
         assert proc.wait(timeout=STOP_TIMEOUT) == 0
         assert proc.stdout.read().splitlines()[-1:] == ["stopping"]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT)
-        proc.stdout.close()
-        proc.stderr.close()
+        reap(proc)
 
 
 @pytest.mark.parametrize("args", [["0"], ["soon"], ["1", "2"]])
