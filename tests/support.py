@@ -181,6 +181,7 @@ class PlayResult:
     output: str
     failures: list[str]  # the msg of every failed task result, in order
     changed: int  # the host's changed count from the recap
+    results: dict = dataclasses.field(default_factory=dict)  # task name -> the host's last result for it
 
 
 def run_playbook(playbook: Path, host: str, extra_vars: dict, *, check: bool = False,
@@ -205,7 +206,9 @@ def run_playbook(playbook: Path, host: str, extra_vars: dict, *, check: bool = F
     failures = [result.get("msg", "") for play in report["plays"] for task in play["tasks"]
                 for result in task["hosts"].values() if result.get("failed")]
     changed = report.get("stats", {}).get(host, {}).get("changed", -1)
-    return PlayResult(proc.returncode, proc.stdout + proc.stderr, failures, changed)
+    results = {task["task"]["name"]: task["hosts"][host] for play in report["plays"] for task in play["tasks"]
+               if host in task["hosts"]}
+    return PlayResult(proc.returncode, proc.stdout + proc.stderr, failures, changed, results)
 
 
 def remove_tags(client, *prefixes: str) -> None:

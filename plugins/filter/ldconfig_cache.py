@@ -34,21 +34,7 @@ _value:
   type: dict
 """
 
-import re
-
-_LINE = re.compile(r"^\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\S+)\s*$")
-
-
-def ldconfig_cache(text, abi=None):
-    found = {}
-    for line in text.splitlines():
-        match = _LINE.match(line)
-        if not match:
-            continue
-        soname, tags, path = match.groups()
-        if soname not in found or (abi and abi in tags and abi not in found[soname][0]):
-            found[soname] = (tags, path)
-    return {soname: path for soname, (dummy, path) in found.items()}
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._host import ldconfig_cache
 
 
 class FilterModule(object):

@@ -1,0 +1,100 @@
+"""swiftlinux.deploy.host_info: what a host offers, read in one call on the host, against real hosts.
+
+The GLIBCXX answer is read from libstdc++'s bytes on the host; here it is compared with pyelftools' reading of
+this machine's file (tests/unit/plugins/module_utils/test_host.py does so for every test-host suite).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+from support import REPO, run_module, run_playbook
+
+PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "host_info.yml"
+
+
+def assert_one_clear_error(result: dict, *needles: str) -> None:
+    assert result.get("failed") is True, result
+    assert result.get("changed") is False
+    assert "Traceback" not in json.dumps(result)
+    for needle in needles:
+        assert needle in result["msg"], result["msg"]
+
+
+def test_this_machine_matches_what_other_tools_say():
+    result = run_module("host_info", {})
+    assert not result.get("failed"), result
+    assert result["changed"] is False
+    host = result["host"]
+    assert host["architecture"] == os.uname().machine
+    assert host["glibc_version"] == os.confstr("CS_GNU_LIBC_VERSION").split()[-1]
+    assert host["libraries"]["libc.so.6"].endswith("/libc.so.6")
+    assert host["libstdcxx_path"] == os.path.realpath(host["libraries"]["libstdc++.so.6"])
+    elf = run_module("elf_info", {"path": host["libstdcxx_path"]})["elf"]
+    assert host["glibcxx_version"] == elf["glibcxx_provided"]
+    assert (host["port_in_use"], host["unit_state"]) == (None, None)
+
+
+def test_check_mode_reads_the_same():
+    normal = run_module("host_info", {})["host"]
+    checked = run_module("host_info", {}, check_mode=True)
+    assert checked["changed"] is False
+    assert checked["host"] == normal
+
+
+def test_port_in_use_and_free():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        taken = listener.getsockname()[1]
+        assert run_module("host_info", {"port": taken})["host"]["port_in_use"] is True
+    with socket.socket() as probe:  # bound, never listening: nothing accepts there
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+        assert run_module("host_info", {"port": free})["host"]["port_in_use"] is False
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    ({"port": 0}, ["port 0 is out of range", "1 to 65535"]),
+    ({"port": 70000}, ["port 70000 is out of range"]),
+    ({"wait_timeout": 0}, ["wait_timeout must be at least 1"]),
+    ({"port": 8080, "port_host": "no such host.invalid"}, ["could not check port 8080", "port_host"]),
+    ({"port": "eighty"}, ["port"]),
+], ids=["port-zero", "port-range", "wait-timeout", "port-host", "port-not-int"])
+def test_bad_inputs_give_one_clear_error(args, needles):
+    assert_one_clear_error(run_module("host_info", args), *needles)
+
+
+# ---- over the docker connection: a booted systemd host, and one where systemd is not PID 1 ----------------------
+
+@pytest.fixture(scope="module")
+def unbooted_host(docker_client):
+    """A test host whose PID 1 is sleep, not systemd: systemctl is there, but no systemd answers it."""
+    container = docker_client.containers.run("swiftlinux-testhost:bookworm", command=["sleep", "infinity"],
+                                             name="swiftlinux-test-host-info-unbooted", network_mode="none",
+                                             labels={"swiftlinux.test": "pytest"}, detach=True, remove=False)
+    yield container
+    container.remove(force=True)
+
+
+def test_waiting_for_systemd_where_it_is_not_pid1_fails_clearly(unbooted_host):
+    result = run_playbook(PLAYBOOK, unbooted_host.name, {"wait": True, "timeout": 5})
+    assert result.rc != 0
+    assert len(result.failures) == 1, result.failures
+    assert "did not finish booting within 5 s" in result.failures[0]
+    assert "wait_timeout" in result.failures[0]
+    assert "Traceback" not in result.output
+
+
+def test_without_waiting_the_unbooted_host_is_still_described(unbooted_host):
+    result = run_playbook(PLAYBOOK, unbooted_host.name, {"wait": False, "timeout": 5})
+    assert result.rc == 0, result.output
+    assert result.changed == 0
+    host = result.results["Describe the host"]["host"]
+    assert host["glibc_version"] == "2.36"
+    assert host["glibcxx_version"] == "3.4.30"
+    assert host["architecture"] == os.uname().machine
+    assert host["systemd_version"] >= 252
+    assert host["systemd_state"] == "offline"
