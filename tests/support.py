@@ -182,20 +182,27 @@ class PlayResult:
     failures: list[str]  # the msg of every failed task result, in order
     changed: int  # the host's changed count from the recap
     results: dict = dataclasses.field(default_factory=dict)  # task name -> the host's last result for it
+    report: dict = dataclasses.field(default_factory=dict)  # the json callback's whole report (stats per host, ...)
+
+
+def host_connection(host: str) -> dict:
+    """How ansible reaches a test host: "localhost" is this machine (a Docker host itself), any other name a
+    docker-connected test host."""
+    if host == "localhost":
+        return {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    return {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}
 
 
 def run_playbook(playbook: Path, host: str, extra_vars: dict, *, check: bool = False,
-                 timeout: int = 600) -> PlayResult:
-    """Run a playbook against one host: a docker-connected test host, or this machine as "localhost"."""
-    inventory = BUILD_CACHE / f"inventory-{host}.yml"
-    inventory.parent.mkdir(parents=True, exist_ok=True)
-    # "localhost" is this machine (a Docker host itself); any other name is a docker-connected test host.
-    connection = ({"ansible_connection": "local", "ansible_python_interpreter": sys.executable} if host == "localhost"
-                  else {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"})
-    inventory.write_text(json.dumps({"all": {"hosts": {host: connection}}}))
+                 timeout: int = 600, inventory: dict | None = None) -> PlayResult:
+    """Run a playbook against one host (see host_connection), or against a whole `inventory` whose summary
+    (changed, results) is reported for `host`."""
+    path = BUILD_CACHE / f"inventory-{host}.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(inventory or {"all": {"hosts": {host: host_connection(host)}}}))
     env = tool_env()
     env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
-    cmd = ["ansible-playbook", "-i", str(inventory), str(playbook), "-e", json.dumps(extra_vars)]
+    cmd = ["ansible-playbook", "-i", str(path), str(playbook), "-e", json.dumps(extra_vars)]
     if check:
         cmd += ["--check", "--diff"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout, check=False)
@@ -208,7 +215,7 @@ def run_playbook(playbook: Path, host: str, extra_vars: dict, *, check: bool = F
     changed = report.get("stats", {}).get(host, {}).get("changed", -1)
     results = {task["task"]["name"]: task["hosts"][host] for play in report["plays"] for task in play["tasks"]
                if host in task["hosts"]}
-    return PlayResult(proc.returncode, proc.stdout + proc.stderr, failures, changed, results)
+    return PlayResult(proc.returncode, proc.stdout + proc.stderr, failures, changed, results, report)
 
 
 def remove_tags(client, *prefixes: str) -> None:

@@ -16,7 +16,7 @@ import stat
 import struct
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import machine_of_elf
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import machine_of_elf, version_key
 
 try:
     from elftools.common.exceptions import ELFError as _PyElfError
@@ -116,14 +116,6 @@ class _BoundedReader(object):
     def read_at(self, offset, size):
         self.seek(offset)
         return self.read(size)
-
-
-def version_key(version):
-    """Sort key comparing dotted versions numerically, so "2.9" < "2.34".
-
-    Non-numeric parts (as in "GLIBC_PRIVATE") sort before any number rather than raising.
-    """
-    return tuple(int(part) if part.isdigit() else -1 for part in str(version).split("."))
 
 
 def is_elf(path):

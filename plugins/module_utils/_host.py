@@ -13,8 +13,7 @@ import os
 import re
 import socket
 
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import version_key  # pyelftools not needed
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import machine_named
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import machine_named, version_key
 
 _LDCONFIG_LINE = re.compile(r"^\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\S+)\s*$")
 # A version name as the dynamic string table stores it: NUL, GLIBCXX_3.4.30, NUL. libstdc++ defines the GLIBCXX

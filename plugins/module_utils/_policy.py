@@ -114,14 +114,24 @@ FOUNDATION_SYSTEM_LIBS = frozenset(("libcurl.so.4", "libxml2.so.2"))
 STATIC_STDLIB_ALLOWED = GLIBC_FAMILY | CXX_RUNTIME | FOUNDATION_SYSTEM_LIBS
 
 # The Debian package that provides each system library a static_stdlib binary may need.
+# apt resolves the t64 renames on trixie (libcurl4 -> libcurl4t64) by itself.
 DEBIAN_PACKAGE_FOR = {
     "libstdc++.so.6": "libstdc++6",
     "libgcc_s.so.1": "libgcc-s1",
     "libcurl.so.4": "libcurl4",
     "libxml2.so.2": "libxml2",
+    "libz.so.1": "zlib1g",
 }
 
 SWIFT_CORE = "libswiftCore.so"
+
+
+def version_key(version):
+    """Sort key comparing dotted versions numerically, so "2.9" < "2.34".
+
+    Non-numeric parts (as in "GLIBC_PRIVATE") sort before any number rather than raising.
+    """
+    return tuple(int(part) if part.isdigit() else -1 for part in str(version).split("."))
 
 
 def link_mode_of(facts):
@@ -161,3 +171,87 @@ def link_mode_problem(mode, facts):
     if SWIFT_CORE not in needed:
         return "does not need %s, so the Swift runtime is not linked dynamically" % SWIFT_CORE
     return None
+
+
+def host_fit(host, artifact, install_packages=True):
+    """What stands between a host (host_info's `host`) and running an artifact (artifact_info's answer).
+
+    Returns problems (sentences about the machine, glibc and libstdc++ that no package install fixes), the system
+    libraries the host lacks, the Debian packages that provide them, the ones no known package provides, and
+    `ok`: whether the artifact can run there once those packages are installed (and installing is allowed).
+    """
+    problems = []
+    if canonical_machine(host["architecture"]) != canonical_machine(artifact["architecture"]):
+        problems.append("architecture %s cannot run an %s binary" % (host["architecture"], artifact["architecture"]))
+    need = artifact.get("glibc_required")
+    if need and not host.get("glibc_version"):
+        problems.append("the C library is not glibc, and glibc %s is required" % need)
+    elif need and version_key(host["glibc_version"]) < version_key(need):
+        problems.append("glibc %s is older than the required %s" % (host["glibc_version"], need))
+    need = artifact.get("glibcxx_required")
+    if need and host.get("glibcxx_version") and version_key(host["glibcxx_version"]) < version_key(need):
+        problems.append("libstdc++ provides GLIBCXX_%s but GLIBCXX_%s is required" % (host["glibcxx_version"], need))
+    missing = [lib for lib in artifact.get("system_libraries") or [] if lib not in host.get("libraries", {})]
+    unknown = [lib for lib in missing if lib not in DEBIAN_PACKAGE_FOR]
+    packages = sorted(set(DEBIAN_PACKAGE_FOR[lib] for lib in missing if lib in DEBIAN_PACKAGE_FOR))
+    return dict(ok=not problems and not unknown and (install_packages or not missing), problems=problems,
+                missing=missing, packages=packages, unknown=unknown)
+
+
+def artifact_label(artifact):
+    """How a summary names an artifact: its link mode, or 'the scope-<scope> bag'."""
+    if artifact.get("kind") == "bag":
+        return "the scope-%s bag" % artifact.get("scope")
+    return artifact.get("link_mode") or "the artifact"
+
+
+def _why_not(fit, install_packages):
+    reasons = list(fit["problems"])
+    if fit["unknown"]:
+        reasons.append("it needs %s, which no known Debian package provides" % ", ".join(fit["unknown"]))
+    elif fit["missing"] and not install_packages:
+        reasons.append("it needs %s (install %s) and installing packages is off"
+                       % (", ".join(fit["missing"]), ", ".join(fit["packages"])))
+    return "; ".join(reasons)
+
+
+def choose_artifact(candidates, host, host_name, preferred=None, fallback="smallest", install_packages=True):
+    """Pick what a host takes from described candidates (artifact_info answers, each with `name` and `size`).
+
+    The `preferred` candidate (by name) when it fits; otherwise, with fallback 'smallest', the smallest one that
+    fits, and with 'refuse', none. Returns chosen (the candidate or None), one summary line for the play, and every
+    candidate's verdict.
+    """
+    if fallback not in ("smallest", "refuse"):
+        raise ValueError("fallback must be smallest or refuse, not %r" % (fallback,))
+    names = [c["name"] for c in candidates]
+    if preferred and preferred not in names:
+        raise ValueError("%s: the preferred artifact %r is not among the built ones (%s)"
+                         % (host_name, preferred, ", ".join(names) or "none"))
+    verdicts = []
+    for candidate in sorted(candidates, key=lambda c: (c["size"], c["name"])):
+        fit = host_fit(host, candidate, install_packages)
+        verdicts.append(dict(name=candidate["name"], label=artifact_label(candidate), size=candidate["size"],
+                             ok=fit["ok"], why_not=None if fit["ok"] else _why_not(fit, install_packages),
+                             packages=fit["packages"] if fit["ok"] else []))
+    by_name = dict((v["name"], v) for v in verdicts)
+    fitting = [v for v in verdicts if v["ok"]]
+    first = by_name.get(preferred) if preferred else None
+    if first and first["ok"]:
+        chosen, summary = first, "%s: takes %s as asked" % (host_name, first["label"])
+    elif first and fallback == "refuse":
+        chosen, summary = None, "%s: %s cannot run there (%s) -> refused, as ship_fallback is refuse" % (
+            host_name, first["label"], first["why_not"])
+    elif fitting:
+        chosen = fitting[0]
+        summary = ("%s: %s cannot run there (%s) -> takes %s instead" % (host_name, first["label"], first["why_not"],
+                                                                          chosen["label"]) if first else
+                   "%s: takes %s, the smallest that runs there" % (host_name, chosen["label"]))
+    else:
+        chosen, summary = None, "%s: nothing built can run there (%s)" % (
+            host_name, "; ".join("%s: %s" % (v["label"], v["why_not"]) for v in verdicts) or "no artifacts")
+    if chosen and chosen["packages"]:
+        summary += " (installs %s)" % ", ".join(chosen["packages"])
+    picked = [c for c in candidates if chosen and c["name"] == chosen["name"]]
+    return dict(chosen=picked[0] if picked else None, summary=summary, verdicts=verdicts)
+

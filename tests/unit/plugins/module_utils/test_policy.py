@@ -14,6 +14,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from support import run_module
 
+from ansible_collections.swiftlinux.deploy.plugins.filter.fit import _choose_artifact as _choose_filter
 from ansible_collections.swiftlinux.deploy.plugins.filter.machine import machine
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import (
     GLIBC_FAMILY,
@@ -21,6 +22,8 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import (
     LINK_MODES,
     MACHINES,
     canonical_machine,
+    choose_artifact,
+    host_fit,
     link_mode_of,
     link_mode_problem,
     machine_named,
@@ -147,3 +150,95 @@ def test_machine_filter_in_a_play():
                " {{ 'armv7l' | swiftlinux.deploy.machine('oci_platform') }}"})
     assert not result.get("failed"), result
     assert result["msg"] == "['aarch64', 'armv7l', 'i686'] linux/arm/v7"
+
+
+# ---- host_fit and choose_artifact: the one rule for "can this host run that artifact" ----------------------------
+
+BOOKWORM = dict(architecture="x86_64", glibc_version="2.36", glibcxx_version="3.4.30",
+                libraries={"libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6",
+                           "libstdc++.so.6": "/lib/x86_64-linux-gnu/libstdc++.so.6",
+                           "libgcc_s.so.1": "/lib/x86_64-linux-gnu/libgcc_s.so.1"})
+BULLSEYE = dict(BOOKWORM, glibc_version="2.31", glibcxx_version="3.4.28")
+
+
+def artifact(name, size, **facts):
+    base = dict(name=name, size=size, kind="executable", link_mode=name, scope=None, architecture="x86_64",
+                glibc_required=None, glibcxx_required=None, system_libraries=[])
+    base.update(facts)
+    return base
+
+
+STATIC = artifact("static_executable", 9_000_000)
+STDLIB = artifact("static_stdlib", 4_000_000, glibc_required="2.35", glibcxx_required="3.4.29",
+                  system_libraries=["libc.so.6", "libstdc++.so.6", "libgcc_s.so.1"])
+BAG_ALL = artifact("bag-all", 60_000_000, kind="bag", link_mode="dynamic", scope="all")
+NETWORKING = artifact("networking", 5_000_000, glibc_required="2.34",
+                      system_libraries=["libc.so.6", "libcurl.so.4", "libxml2.so.2", "libfoo.so.9"])
+
+
+def test_host_fit_names_every_problem_in_the_roles_words():
+    fit = host_fit(BULLSEYE, STDLIB)
+    assert not fit["ok"]
+    assert fit["problems"] == ["glibc 2.31 is older than the required 2.35",
+                               "libstdc++ provides GLIBCXX_3.4.28 but GLIBCXX_3.4.29 is required"]
+    assert host_fit(BOOKWORM, STDLIB) == dict(ok=True, problems=[], missing=[], packages=[], unknown=[])
+    assert host_fit(dict(BOOKWORM, architecture="aarch64"), STATIC)["problems"] == [
+        "architecture aarch64 cannot run an x86_64 binary"]
+    assert host_fit(dict(BOOKWORM, architecture="amd64"), STATIC)["ok"]  # one machine, two names
+    assert host_fit(dict(BOOKWORM, glibc_version=None), STDLIB)["problems"] == [
+        "the C library is not glibc, and glibc 2.35 is required"]
+
+
+def test_host_fit_sorts_missing_libraries_into_packages_and_unknown():
+    fit = host_fit(BOOKWORM, NETWORKING)
+    assert fit["missing"] == ["libcurl.so.4", "libxml2.so.2", "libfoo.so.9"]
+    assert fit["packages"] == ["libcurl4", "libxml2"]
+    assert fit["unknown"] == ["libfoo.so.9"]
+    assert not fit["ok"]
+    known = dict(NETWORKING, system_libraries=["libc.so.6", "libcurl.so.4"])
+    assert host_fit(BOOKWORM, known)["ok"]
+    assert not host_fit(BOOKWORM, known, install_packages=False)["ok"]
+
+
+def test_choose_takes_the_preferred_when_it_fits():
+    choice = choose_artifact([STATIC, STDLIB, BAG_ALL], BOOKWORM, "bookworm-1", preferred="static_stdlib")
+    assert choice["chosen"] is STDLIB
+    assert choice["summary"] == "bookworm-1: takes static_stdlib as asked"
+    assert [v["name"] for v in choice["verdicts"]] == ["static_stdlib", "static_executable", "bag-all"]  # by size
+
+
+def test_choose_falls_back_to_the_smallest_that_fits_and_says_why():
+    choice = choose_artifact([BAG_ALL, STDLIB, STATIC], BULLSEYE, "bullseye-1", preferred="static_stdlib")
+    assert choice["chosen"] is STATIC
+    assert choice["summary"] == ("bullseye-1: static_stdlib cannot run there (glibc 2.31 is older than the required "
+                                 "2.35; libstdc++ provides GLIBCXX_3.4.28 but GLIBCXX_3.4.29 is required) -> takes "
+                                 "static_executable instead")
+    choice = choose_artifact([BAG_ALL, STDLIB], BULLSEYE, "bullseye-1", preferred="static_stdlib")
+    assert choice["summary"].endswith("-> takes the scope-all bag instead")
+    assert choose_artifact([BAG_ALL, STDLIB, STATIC], BULLSEYE, "b")["summary"] == (
+        "b: takes static_executable, the smallest that runs there")
+
+
+def test_choose_refuses_when_asked_to_and_when_nothing_fits():
+    choice = choose_artifact([STDLIB, STATIC], BULLSEYE, "bullseye-1", preferred="static_stdlib", fallback="refuse")
+    assert choice["chosen"] is None
+    assert "-> refused, as ship_fallback is refuse" in choice["summary"]
+    nothing = choose_artifact([STDLIB], BULLSEYE, "bullseye-1")
+    assert nothing["chosen"] is None
+    assert nothing["summary"].startswith("bullseye-1: nothing built can run there (static_stdlib: glibc 2.31")
+
+
+def test_choose_says_which_packages_it_will_install():
+    curl = dict(NETWORKING, name="networking", system_libraries=["libc.so.6", "libcurl.so.4"])
+    assert choose_artifact([curl], BOOKWORM, "h")["summary"] == (
+        "h: takes networking, the smallest that runs there (installs libcurl4)")
+    assert choose_artifact([curl], BOOKWORM, "h", install_packages=False)["chosen"] is None
+
+
+def test_choose_rejects_an_unknown_preference_and_fallback():
+    with pytest.raises(ValueError, match="the preferred artifact 'dynamic' is not among the built ones"):
+        choose_artifact([STATIC], BOOKWORM, "h", preferred="dynamic")
+    with pytest.raises(ValueError, match="fallback must be smallest or refuse"):
+        choose_artifact([STATIC], BOOKWORM, "h", fallback="largest")
+    with pytest.raises(AnsibleFilterError, match="not among the built ones"):
+        _choose_filter([STATIC], BOOKWORM, "h", "dynamic")
