@@ -25,11 +25,12 @@ export MOLECULE_GLOB := molecule/*/molecule.yml
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
-.PHONY: help demo test quick bootstrap system docker toolchain venv link test-hosts \
+.PHONY: help demo demo-clean test quick bootstrap system docker toolchain venv link test-hosts \
         lint sanity pytest molecule clean bench-sizes bench-images bench-deploy
 
 help:
-	@echo "make demo    build the example service and show it answering /health"
+	@echo "make demo    ship the example service to a local fleet (4 systemd hosts, 1 container host) with ship.yml"
+	@echo "make demo-clean  remove everything make demo created"
 	@echo "make test    every test: lint, ansible-test sanity, pytest, molecule (installs what it needs)"
 	@echo "make quick   day-to-day: lint and pytest, reusing cached builds"
 	@echo "make clean   remove the venv, build output, test-host images and test containers"
@@ -62,9 +63,11 @@ test-hosts: docker
 	@for suite in $(SUITES); do scripts/test-host-image.sh $$suite; done
 
 # ---- the two user commands -----------------------------------------------------------------
-demo: bootstrap
-	@scripts/test-host-image.sh bookworm
-	ansible-playbook playbooks/demo.yml
+demo: bootstrap test-hosts
+	ansible-playbook -i playbooks/demo/inventory.yml playbooks/demo.yml
+
+demo-clean: bootstrap
+	ansible-playbook playbooks/demo-clean.yml
 
 test: bootstrap test-hosts
 	@scripts/timed.sh lint     $(MAKE) --no-print-directory lint
