@@ -17,4 +17,4 @@ rm -rf "$root" && mkdir -p "$copy"
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$copy")
 (cd "$copy" && ANSIBLE_COLLECTIONS_PATH="$root" antsibull-changelog release --version "$version" --date "${date:-$(date +%F)}")
 cp "$copy/CHANGELOG.md" "$repo/CHANGELOG.md"
-note "CHANGELOG.md rendered for $version from $(ls "$repo/changelogs/fragments" | wc -l) fragments"
+note "CHANGELOG.md rendered for $version from $(find "$repo/changelogs/fragments" -name '*.yml' | wc -l) fragments"
