@@ -17,6 +17,10 @@ PYTEST_IMAGES := $(addprefix tests/integration/,test_images.py test_container_ro
                    test_fixtures.py test_elf_info.py test_collection.py test_swift_build.py)
 PYTEST_HOSTS  := tests/unit $(filter-out $(PYTEST_IMAGES),$(wildcard tests/integration/test_*.py))
 PYTEST_STREAM := $(VENV)/bin/python -m pytest -p no:cacheprovider
+# ansible-core lines tested beside the venv's own 2.19, each in .build/cores/<line> from tests/cores/<line>.txt.
+CORES       := 2.16 2.17 2.18
+CORE_OLDEST := 2.16
+CORE_VENVS  := $(CORES:%=.build/cores/%/.installed)
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -26,13 +30,14 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo demo-clean test quick bootstrap system docker toolchain venv link test-hosts \
-        lint sanity pytest molecule clean bench-sizes bench-images bench-deploy
+        lint sanity pytest molecule cores kit changelog clean bench-sizes bench-images bench-deploy
 
 help:
 	@echo "make demo    ship the example service to a local fleet (4 systemd hosts, 1 container host) with ship.yml"
 	@echo "make demo-clean  remove everything make demo created"
 	@echo "make test    every test: lint, ansible-test sanity, pytest, molecule (installs what it needs)"
 	@echo "make quick   day-to-day: lint and pytest, reusing cached builds"
+	@echo "make cores   sanity on ansible-core $(CORES) side by side, the kit's example role on $(CORE_OLDEST) and the venv's core"
 	@echo "make clean   remove the venv, build output, test-host images and test containers"
 
 # ---- set-up -------------------------------------------------------------------------------
@@ -59,7 +64,10 @@ link: $(COLLECTION_LINK)
 $(COLLECTION_LINK):
 	@mkdir -p $(dir $@) && ln -sfn ../../../.. $@
 
-test-hosts: docker
+$(CORE_VENVS): .build/cores/%/.installed: tests/cores/%.txt
+	@scripts/core-venv.sh $*
+
+test-hosts: docker venv link
 	@for suite in $(SUITES); do scripts/test-host-image.sh $$suite; done
 
 # ---- the two user commands -----------------------------------------------------------------
@@ -69,15 +77,17 @@ demo: bootstrap test-hosts
 demo-clean: bootstrap
 	ansible-playbook playbooks/demo-clean.yml
 
-test: bootstrap test-hosts
+test: bootstrap test-hosts $(CORE_VENVS)
 	@scripts/timed.sh lint     $(MAKE) --no-print-directory lint
-	@scripts/timed.sh sanity   $(MAKE) --no-print-directory sanity
+	@# Sanity on every supported ansible-core, side by side (each core has its own copy of the collection).
+	@scripts/side-by-side.sh "sanity=$(MAKE) --no-print-directory sanity" $(foreach c,$(CORES),"sanity-$(c)=$(call core_sanity,$(c))")
 	@scripts/timed.sh builds   $(PY) tests/prebuild.py
 	@# Two pytest streams and molecule share nothing but the builds above (read-only now) and the engine
 	@# (distinct names and ports), so they run side by side; each log is printed whole when all are done.
 	@scripts/side-by-side.sh "pytest-images=$(PYTEST_STREAM) --basetemp=/tmp/swiftlinux-pytest-images $(PYTEST_IMAGES)" \
 	                         "pytest-hosts=$(PYTEST_STREAM) --basetemp=/tmp/swiftlinux-pytest-hosts $(PYTEST_HOSTS)" \
-	                         "molecule=$(MAKE) --no-print-directory molecule"
+	                         "molecule=$(MAKE) --no-print-directory molecule" \
+	                         "kit=$(MAKE) --no-print-directory kit"
 
 quick: bootstrap
 	$(MAKE) --no-print-directory lint
@@ -93,6 +103,24 @@ sanity: venv
 
 pytest: bootstrap
 	$(PY) -m pytest
+
+# ansible-test sanity with the ansible-core of .build/cores/<line>.
+core_sanity = PATH=$(CURDIR)/.build/cores/$(1)/bin:$$PATH scripts/sanity.sh
+
+# Sanity on the older cores side by side, then the kit on the oldest and on the venv's core (one after the other:
+# both use the container swiftlinux-kit-bookworm).
+cores: bootstrap test-hosts $(CORE_VENVS)
+	@scripts/side-by-side.sh $(foreach c,$(CORES),"sanity-$(c)=$(call core_sanity,$(c))")
+	@$(MAKE) --no-print-directory kit
+
+# The kit's example role (tests/kit/kit_example) as a role author runs it: the collection built and installed, then
+# `molecule test`, on the oldest supported ansible-core and on the venv's.
+kit: bootstrap test-hosts .build/cores/$(CORE_OLDEST)/.installed
+	@scripts/timed.sh kit-$(CORE_OLDEST) scripts/kit-molecule.sh .build/cores/$(CORE_OLDEST)
+	@scripts/timed.sh kit-venv scripts/kit-molecule.sh $(VENV)
+
+changelog: venv
+	@scripts/changelog.sh
 
 molecule: bootstrap test-hosts
 	@for scenario in $(SCENARIOS); do \

@@ -58,6 +58,8 @@ _MAX_DEBUGLINK = 4096
 # a value its decoder does not expect.
 _PARSE_ERRORS = (struct.error, ValueError, IndexError, KeyError, EOFError, AssertionError, OSError,
                  ArithmeticError, TypeError, AttributeError, RecursionError)
+# One name for everything a damaged file can raise (ansible-core 2.16's pylint rejects a tuple sum in `except`).
+_UNREADABLE_ERRORS = (_PyElfError, _ConstructError, MemoryError) + _PARSE_ERRORS if HAS_ELFTOOLS else _PARSE_ERRORS
 
 
 class ElfError(Exception):
@@ -145,7 +147,7 @@ def elf_facts(path):
             facts = dict(path=path, **_read_facts(elf, reader))
     except _Corrupt as exc:
         raise ElfError(_unreadable(path, str(exc))) from None
-    except (_PyElfError, _ConstructError, MemoryError) + _PARSE_ERRORS as exc:
+    except _UNREADABLE_ERRORS as exc:
         raise ElfError(_unreadable(path, _one_line(exc))) from None
     facts.update(sha256=sha256_file(path), size=size)
     return facts
