@@ -32,6 +32,7 @@ PRODUCTS = {
     "networking": ["networking-service"],
     "dep-server": ["dep-server"],
     "worker": ["worker", "name-lookup"],
+    "lambda-function": ["lambda-function"],
 }
 # dep-server's dependency, by a URL on a host that never resolves; builds reach it through a mirror.
 GREETING_URL = "https://git.swiftlinux.invalid/greeting.git"

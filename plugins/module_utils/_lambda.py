@@ -1,0 +1,209 @@
+# Copyright (c) swiftlinux.deploy contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""AWS Lambda deployment packages: the custom runtime's policy as data, what a package holds, the reproducible zip
+and Lambda's quotas.
+
+A custom runtime runs the file `bootstrap` at the root of the unzipped package (/var/task) on Amazon Linux 2023
+(`provided.al2023`). Lambda counts a package by its unzipped bytes and, for a direct upload, its zipped bytes.
+Private to this collection.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import stat
+import zipfile
+
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import version_key
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import CXX_RUNTIME, GLIBC_FAMILY, link_mode_of
+
+BOOTSTRAP = "bootstrap"
+RUNTIME = "provided.al2023"
+# Amazon Linux 2023: glibc 2.34 and GCC 11's libstdc++ (GLIBCXX_3.4.29); only these system libraries are assumed.
+RUNTIME_GLIBC = "2.34"
+RUNTIME_GLIBCXX = "3.4.29"
+RUNTIME_LIBRARIES = GLIBC_FAMILY | CXX_RUNTIME
+# Lambda's quotas, in bytes: a function and its layers unzipped (250 MB as Lambda counts it, 250 MiB), a zip
+# uploaded directly (50 MB), and an uncompressed container image (10 GB).
+UNZIPPED_LIMIT = 262144000
+ZIPPED_LIMIT = 52428800
+IMAGE_LIMIT = 10737418240
+# Lambda's architectures by the collection's machine names (uname -m).
+ARCHITECTURES = {"x86_64": "x86_64", "aarch64": "arm64"}
+# CreateFunction's FunctionName, as a plain name (not an ARN): 1 to 64 letters, digits, '-' and '_'.
+FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+# The earliest time a zip entry can hold; with sorted names, fixed modes and one compression level, the same files
+# give the same bytes (for the same zlib).
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+COMPRESS_LEVEL = 9
+_UNIX = 3  # ZipInfo.create_system: the external attributes hold a Unix mode
+MODES = {"bootstrap": 0o755, "file": 0o644, "dir": 0o755, "symlink": 0o777}
+WORKING_MODES = ("static_executable", "static_stdlib")
+
+Entry = collections.namedtuple("Entry", "name kind source target")
+
+
+class LambdaError(Exception):
+    """One sentence naming the problem, the numbers and what to try."""
+
+
+def check_function_name(name):
+    if not isinstance(name, str) or not FUNCTION_NAME.match(name):
+        raise LambdaError("function_name %r is not a name Lambda accepts; use 1 to 64 letters, digits, '-' and '_', "
+                          "for example orders-api" % (name,))
+    return name
+
+
+def lambda_architecture(facts):
+    """Lambda's name for the executable's architecture; LambdaError for one Lambda does not run."""
+    machine = facts["machine"]
+    if machine not in ARCHITECTURES:
+        raise LambdaError("%s is built for %s, which Lambda does not run; build it for x86_64 or aarch64 (Lambda's "
+                          "arm64)" % (facts["path"], machine))
+    return ARCHITECTURES[machine]
+
+
+def _too_new(facts, family, limit):
+    """'GLIBC_2.35 (from libm.so.6)' items for the needed versions of `family` above `limit`."""
+    found = []
+    for library, names in sorted(facts["version_needs"].items()):
+        versions = [n.split("_", 1)[1] for n in names if n.startswith(family + "_") and n[len(family) + 1:][:1].isdigit()]
+        newest = max(versions, key=version_key) if versions else None
+        if newest and version_key(newest) > version_key(limit):
+            found.append("%s_%s (from %s)" % (family, newest, library))
+    return found
+
+
+def check_runtime(facts, glibc=RUNTIME_GLIBC, glibcxx=RUNTIME_GLIBCXX):
+    """The link mode of an executable Lambda's custom runtime can start; LambdaError naming what works otherwise.
+
+    static_executable needs nothing. static_stdlib needs glibc, libstdc++ and libgcc_s from the runtime, at versions
+    it has. dynamic needs the Swift runtime's shared libraries, which no zip-only package carries here.
+    """
+    mode = link_mode_of(facts)
+    path = facts["path"]
+    if mode == "dynamic":
+        raise LambdaError("%s is a dynamic build: it needs the Swift runtime's shared libraries, which Lambda's %s "
+                          "runtime does not have; build it with swift_build link_mode static_executable (needs only "
+                          "the kernel) or static_stdlib (needs glibc %s or older)" % (path, RUNTIME, glibc))
+    if mode == "static_executable":
+        return mode
+    missing = [lib for lib in facts["needed"] if lib not in RUNTIME_LIBRARIES]
+    if missing:
+        raise LambdaError("%s is a static_stdlib build that needs %s, which Lambda's %s runtime does not provide (it "
+                          "has glibc, libstdc++ and libgcc_s); drop the module that needs it (FoundationNetworking "
+                          "needs libcurl, FoundationXML libxml2), or ship a container image that carries it"
+                          % (path, ", ".join(missing), RUNTIME))
+    too_new = _too_new(facts, "GLIBC", glibc) + _too_new(facts, "GLIBCXX", glibcxx)
+    if too_new:
+        raise LambdaError("%s is a static_stdlib build that needs %s, but Lambda's %s runtime has glibc %s and "
+                          "GLIBCXX_%s; build it with link_mode static_executable (it then needs only the kernel), or "
+                          "build static_stdlib on a system with glibc %s or older (Amazon Linux 2023, RHEL 9, "
+                          "Amazon Linux 2), whose libm and libstdc++ are no newer than Lambda's"
+                          % (path, " and ".join(too_new), RUNTIME, glibc, glibcxx, glibc))
+    return mode
+
+
+# ---- what goes in the package ------------------------------------------------------------------------------------
+
+def bundle_entries(bundle, name):
+    """Entries for a resource bundle directory placed at `name/`: files, directories, and symbolic links kept as
+    links when they are relative and stay inside the bundle (refused otherwise, like FIFOs and devices)."""
+    what = "resource bundle %s: symbolic link" % name
+    entries = [Entry(name + "/", "dir", None, None)]
+    for current, dirs, files in os.walk(bundle):
+        links = [d for d in dirs if os.path.islink(os.path.join(current, d))]
+        dirs[:] = sorted(d for d in dirs if d not in links)
+        for item in sorted(dirs + files + links):
+            full = os.path.join(current, item)
+            rel = os.path.relpath(full, bundle)
+            inside = name + "/" + rel
+            kind = _manifest.file_type(full)
+            if kind == "link":
+                entries.append(Entry(inside, "symlink", None, _manifest.check_link(bundle, rel, what)))
+            elif kind == "directory":
+                entries.append(Entry(inside + "/", "dir", None, None))
+            else:
+                entries.append(Entry(inside, "file", full, None))
+    return entries
+
+
+def package_entries(bootstrap, bundles):
+    """Every entry of the zip, sorted by name: `bootstrap` and each bundle directory (its name: its path)."""
+    entries = [Entry(BOOTSTRAP, "bootstrap", bootstrap, None)]
+    for name, path in sorted(bundles.items()):
+        entries += bundle_entries(path, name)
+    return sorted(entries, key=lambda entry: entry.name)
+
+
+def unzipped_size(entries):
+    """Bytes the package takes once unzipped: file sizes plus link targets."""
+    return sum(os.path.getsize(e.source) if e.source else len(e.target or "") for e in entries)
+
+
+def write_zip(path, entries):
+    """Write the entries as a zip that is the same bytes for the same files: fixed time, order, modes and level."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for entry in entries:
+            info = zipfile.ZipInfo(entry.name, date_time=ZIP_TIME)
+            info.create_system = _UNIX
+            mode = MODES[entry.kind]
+            if entry.kind == "dir":
+                info.external_attr = (stat.S_IFDIR | mode) << 16 | 0x10  # 0x10: the MS-DOS directory bit
+                archive.writestr(info, b"")
+            elif entry.kind == "symlink":
+                info.external_attr = (stat.S_IFLNK | mode) << 16
+                archive.writestr(info, entry.target.encode())
+            else:
+                info.external_attr = (stat.S_IFREG | mode) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                # Python 3.13 names it compress_level; earlier versions have only the private slot.
+                setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel", COMPRESS_LEVEL)
+                info.file_size = os.path.getsize(entry.source)
+                with open(entry.source, "rb") as source, archive.open(info, "w") as target:
+                    for block in iter(lambda: source.read(1 << 20), b""):
+                        target.write(block)
+    return sha256_file(path), os.path.getsize(path)
+
+
+# ---- quotas --------------------------------------------------------------------------------------------------------
+
+def human(size):
+    """'301.2 MB (315,883,520 bytes)': Lambda's own MB (2**20 bytes) and the exact count."""
+    return "%.1f MB (%s bytes)" % (size / 1048576.0, format(size, ","))
+
+
+def uses_full_foundation(path):
+    """Whether a static binary links all of Foundation (FoundationInternationalization and its ICU data)."""
+    needle, tail = b"FoundationInternationalization", b""
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            if needle in tail + chunk:
+                return True
+            tail = chunk[-len(needle):]
+    return False
+
+
+def size_advice(stripped, full_foundation):
+    """What may shrink the program, for a quota message."""
+    tips = []
+    if not stripped:
+        tips.append("set strip=true (the debug info then stays beside the zip)")
+    tips.append("rebuild with swift_build optimize_size=true (-Osize), and lto=full")
+    if full_foundation:
+        tips.append("import FoundationEssentials instead of Foundation, which leaves out "
+                    "FoundationInternationalization and its ICU data")
+    return tips
+
+
+def check_quota(what, size, limit, tips):
+    """LambdaError naming the size, the limit and what to try when size is over limit."""
+    if size > limit:
+        raise LambdaError("%s is %s, over Lambda's limit of %s; try: %s"
+                          % (what, human(size), human(limit), "; ".join(tips)))
