@@ -41,7 +41,8 @@ FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 # The earliest time a zip entry can hold; with sorted names, fixed modes and one compression level, the same files
 # give the same bytes (for the same zlib).
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-COMPRESS_LEVEL = 9
+# zlib's default: level 9 made a 58 MB Foundation program's zip 0.4% smaller in 2.6 times the time.
+COMPRESS_LEVEL = 6
 _UNIX = 3  # ZipInfo.create_system: the external attributes hold a Unix mode
 MODES = {"bootstrap": 0o755, "file": 0o644, "dir": 0o755, "symlink": 0o777}
 WORKING_MODES = ("static_executable", "static_stdlib")
