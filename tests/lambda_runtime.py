@@ -166,13 +166,16 @@ def _handler(api: RuntimeAPI):
 
         def _send(self, status: int, body: bytes = b"", headers: dict | None = None):
             api.exchanges.append(Exchange(self.command, self.path, status, time.monotonic()))
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):  # the function was stopped meanwhile
+                self.close_connection = True
 
         def _body(self, limit: int) -> bytes | None:
             """The request body, or None after draining one longer than `limit` (the connection stays usable)."""

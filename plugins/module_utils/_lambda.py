@@ -23,6 +23,11 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import vers
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import CXX_RUNTIME, GLIBC_FAMILY, link_mode_of
 
+try:
+    from elftools.elf.elffile import ELFFile
+except ImportError:  # the module reports the missing library through _elf.HAS_ELFTOOLS
+    ELFFile = None
+
 BOOTSTRAP = "bootstrap"
 RUNTIME = "provided.al2023"
 # Amazon Linux 2023: glibc 2.34 and GCC 11's libstdc++ (GLIBCXX_3.4.29); only these system libraries are assumed.
@@ -70,14 +75,47 @@ def lambda_architecture(facts):
     return ARCHITECTURES[machine]
 
 
-def _too_new(facts, family, limit):
-    """'GLIBC_2.35 (from libm.so.6)' items for the needed versions of `family` above `limit`."""
+def _number(version_name, family):
+    """'2.35' for 'GLIBC_2.35' in family GLIBC, else None."""
+    prefix, _, number = version_name.rpartition("_")
+    return number if prefix == family and number[:1].isdigit() else None
+
+
+def symbols_by_version(path):
+    """{version name: sorted undefined dynamic symbols bound to it}, read from .dynsym and .gnu.version.
+
+    Only for naming symbols in a message: a file elf_facts already read; any problem gives {}.
+    """
+    found = {}
+    try:
+        with open(path, "rb") as handle:
+            elf = ELFFile(handle)
+            symbols, versions = elf.get_section_by_name(".dynsym"), elf.get_section_by_name(".gnu.version")
+            needs = elf.get_section_by_name(".gnu.version_r")
+            if symbols is None or versions is None or needs is None:
+                return {}
+            for index, symbol in enumerate(symbols.iter_symbols()):
+                number = versions.get_symbol(index)["ndx"]
+                if symbol["st_shndx"] != "SHN_UNDEF" or not isinstance(number, int) or number < 2:
+                    continue
+                found_version = needs.get_version(number)
+                if found_version is not None:
+                    found.setdefault(found_version[1].name, set()).add(symbol.name)
+    except Exception:  # pylint: disable=broad-exception-caught  # naming symbols is a courtesy, never a failure
+        return {}
+    return {version: sorted(names) for version, names in found.items()}
+
+
+def _too_new(facts, family, limit, symbols):
+    """'GLIBC_2.35 (from libm.so.6: hypotf)' items for the needed versions of `family` above `limit`."""
     found = []
     for library, names in sorted(facts["version_needs"].items()):
-        versions = [n.split("_", 1)[1] for n in names if n.startswith(family + "_") and n[len(family) + 1:][:1].isdigit()]
-        newest = max(versions, key=version_key) if versions else None
-        if newest and version_key(newest) > version_key(limit):
-            found.append("%s_%s (from %s)" % (family, newest, library))
+        newer = sorted((n for n in names if _number(n, family) and version_key(_number(n, family)) > version_key(limit)),
+                       key=lambda n: version_key(_number(n, family)))
+        if newer:
+            users = sorted({s for name in newer for s in symbols.get(name, ())})
+            shown = ", ".join(users[:5]) + (" and %d more" % (len(users) - 5) if len(users) > 5 else "")
+            found.append("%s (from %s%s)" % (newer[-1], library, ": " + shown if users else ""))
     return found
 
 
@@ -101,13 +139,17 @@ def check_runtime(facts, glibc=RUNTIME_GLIBC, glibcxx=RUNTIME_GLIBCXX):
                           "has glibc, libstdc++ and libgcc_s); drop the module that needs it (FoundationNetworking "
                           "needs libcurl, FoundationXML libxml2), or ship a container image that carries it"
                           % (path, ", ".join(missing), RUNTIME))
-    too_new = _too_new(facts, "GLIBC", glibc) + _too_new(facts, "GLIBCXX", glibcxx)
+    symbols = symbols_by_version(path) if facts.get("glibc_required") or facts.get("glibcxx_required") else {}
+    too_new = _too_new(facts, "GLIBC", glibc, symbols) + _too_new(facts, "GLIBCXX", glibcxx, symbols)
+    glibc_only = all(item.startswith("GLIBC_") for item in too_new)
     if too_new:
         raise LambdaError("%s is a static_stdlib build that needs %s, but Lambda's %s runtime has glibc %s and "
-                          "GLIBCXX_%s; build it with link_mode static_executable (it then needs only the kernel), or "
-                          "build static_stdlib on a system with glibc %s or older (Amazon Linux 2023, RHEL 9, "
-                          "Amazon Linux 2), whose libm and libstdc++ are no newer than Lambda's"
-                          % (path, " and ".join(too_new), RUNTIME, glibc, glibcxx, glibc))
+                          "GLIBCXX_%s; build it with link_mode static_executable (it then needs only the kernel)%s "
+                          "build static_stdlib on a system with glibc %s or older (Amazon Linux 2023, RHEL 9, Amazon "
+                          "Linux 2)%s"
+                          % (path, " and ".join(too_new), RUNTIME, glibc, glibcxx, "," if glibc_only else " or", glibc,
+                             ", or bind those glibc functions to their older versions with a C shim (docs/lambda.md)"
+                             if glibc_only else ""))
     return mode
 
 

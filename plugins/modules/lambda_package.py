@@ -448,6 +448,7 @@ def package(module, stage):
         debug_name = os.path.basename(debug)
         shutil.copyfile(debug, os.path.join(stage, debug_name))
         os.chmod(os.path.join(stage, debug_name), 0o644)
+    stripped = os.path.getsize(bootstrap)
     if os.path.isdir(os.path.join(stage, ".strip")):
         shutil.rmtree(os.path.join(stage, ".strip"))
 
@@ -455,7 +456,7 @@ def package(module, stage):
                   link_mode=link_mode, architecture=architecture, runtime=_lambda.RUNTIME, handler=_lambda.BOOTSTRAP,
                   glibc_required=facts["glibc_required"], glibcxx_required=facts["glibcxx_required"],
                   files=[entry.name for entry in entries], debug_file=debug_name, image=image,
-                  sizes=dict(unstripped=unstripped, stripped=os.path.getsize(bootstrap),
+                  sizes=dict(unstripped=unstripped, stripped=stripped,
                              debug=os.path.getsize(os.path.join(stage, debug_name)) if debug_name else 0,
                              unzipped=unzipped, zipped=zipped))
     _manifest.write(stage, RECORD, record)
