@@ -99,13 +99,10 @@ class RuntimeAPI:
         """Queue one event (bytes, str or a JSON-able object) for the next `next`; returns its invocation."""
         if not isinstance(event, bytes):
             event = (event if isinstance(event, str) else json.dumps(event)).encode()
-        invocation = Invocation(
-            request_id=secrets.token_hex(4) + "-" + secrets.token_hex(2) + "-" + secrets.token_hex(2) + "-"
-            + secrets.token_hex(2) + "-" + secrets.token_hex(6),
-            event=event, deadline_ms=int(time.time() * 1000) + self.timeout_ms,
-            trace_id="Root=1-%08x-%s;Parent=%s;Sampled=0" % (int(time.time()), secrets.token_hex(12),
-                                                           secrets.token_hex(8)),
-            queued_at=time.monotonic())
+        request_id = "-".join(secrets.token_hex(n) for n in (4, 2, 2, 2, 6))  # a UUID's shape, as Lambda's
+        trace_id = "Root=1-%08x-%s;Parent=%s;Sampled=0" % (int(time.time()), secrets.token_hex(12), secrets.token_hex(8))
+        invocation = Invocation(request_id=request_id, event=event, trace_id=trace_id, queued_at=time.monotonic(),
+                                deadline_ms=int(time.time() * 1000) + self.timeout_ms)
         with self._lock:
             self.invocations[invocation.request_id] = invocation
         self._events.put(invocation)

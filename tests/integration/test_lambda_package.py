@@ -7,7 +7,6 @@ Builds come from tests/support.py (built once, shared); no Docker engine is need
 from __future__ import annotations
 
 import contextlib
-import functools
 import gzip
 import hashlib
 import io
@@ -25,29 +24,15 @@ from pathlib import Path
 import pytest
 
 from lambda_runtime import API, RuntimeAPI, function_env, rss_kib, unzip_like_lambda
-from support import BUILD_CACHE, FIXTURES, REPO, run_module, run_playbook, swift_build_fixture
+from support import (
+    FIXTURES, LAMBDA_PINNED, REPO, lambda_function_build, run_module, run_playbook, swift_build_fixture,
+)
 
 pytestmark = pytest.mark.slow
 
 FUNCTION = "fixture-fn"
-# static_stdlib-glibc-2.34: the fixture's static_stdlib build with its opt-in hypotf pin (GlibcCompat), the one
-# static_stdlib build made here that fits Lambda's glibc 2.34.
-RUNNABLE_MODES = ("static_executable", "static_stdlib-glibc-2.34")
-PIN_GLIBC_2_34 = ["-Xcc", "-DSWIFTLINUX_GLIBC_2_34"]
-
-
-@functools.cache
-def function_build(mode: str) -> Path:
-    """The lambda-function fixture built in a mode; the pinned static_stdlib variant is built here, once, into the
-    shared cache with a scratch folder of its own."""
-    if mode != "static_stdlib-glibc-2.34":
-        return swift_build_fixture("lambda-function", mode)
-    dest = BUILD_CACHE / "artifacts" / "lambda-function" / mode
-    result = run_module("swift_build", {"package_path": str(FIXTURES / "lambda-function"), "link_mode": "static_stdlib",
-                                        "build_args": PIN_GLIBC_2_34, "dest": str(dest),
-                                        "scratch_path": str(BUILD_CACHE / "scratch" / f"lambda-function-{mode}")})
-    assert not result.get("failed"), result.get("msg")
-    return dest
+# LAMBDA_PINNED is static_stdlib with the fixture's opt-in hypotf pin, the static_stdlib build here that fits glibc 2.34.
+RUNNABLE_MODES = ("static_executable", LAMBDA_PINNED)
 
 
 def package(build: Path, dest: Path, *, check_mode: bool = False, **args) -> dict:
@@ -67,7 +52,7 @@ def packaged(tmp_path_factory):
     def get(mode: str):
         if mode not in cache:
             work = tmp_path_factory.mktemp(f"packaged-{mode}")
-            result = package(function_build(mode), work / "package", image=True)
+            result = package(lambda_function_build(mode), work / "package", image=True)
             assert not result.get("failed"), result.get("msg")
             task_root = work / "task"
             task_root.mkdir()
@@ -345,11 +330,11 @@ def test_the_hypotf_pin_brings_a_static_stdlib_build_down_to_glibc_2_34(tmp_path
     """The refusal is real (this host's libm binds hypotf@GLIBC_2.35), and the pin documented in docs/lambda.md lifts
     it without changing anything else the program needs."""
     plain = elf_of(swift_build_fixture("lambda-function", "static_stdlib"), "lambda-function")
-    pinned = elf_of(function_build("static_stdlib-glibc-2.34"), "lambda-function")
+    pinned = elf_of(lambda_function_build(LAMBDA_PINNED), "lambda-function")
     assert plain["glibc_required"] == "2.35" and "GLIBC_2.35" in plain["version_needs"]["libm.so.6"]
     assert pinned["glibc_required"] == "2.34" and "GLIBC_2.35" not in pinned["version_needs"]["libm.so.6"]
     assert pinned["needed"] == plain["needed"] and pinned["glibcxx_required"] == "3.4.29"
-    result = package(function_build("static_stdlib-glibc-2.34"), tmp_path / "pkg")
+    result = package(lambda_function_build(LAMBDA_PINNED), tmp_path / "pkg")
     assert result["link_mode"] == "static_stdlib" and result["glibc_required"] == "2.34"
 
 
