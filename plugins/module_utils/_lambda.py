@@ -50,7 +50,6 @@ ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 COMPRESS_LEVEL = 6
 _UNIX = 3  # ZipInfo.create_system: the external attributes hold a Unix mode
 MODES = {"bootstrap": 0o755, "file": 0o644, "dir": 0o755, "symlink": 0o777}
-WORKING_MODES = ("static_executable", "static_stdlib")
 
 Entry = collections.namedtuple("Entry", "name kind source target")
 
@@ -77,7 +76,7 @@ def lambda_architecture(facts):
 
 def _number(version_name, family):
     """'2.35' for 'GLIBC_2.35' in family GLIBC, else None."""
-    prefix, _, number = version_name.rpartition("_")
+    prefix, number = version_name.rpartition("_")[::2]
     return number if prefix == family and number[:1].isdigit() else None
 
 

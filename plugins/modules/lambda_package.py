@@ -261,7 +261,6 @@ manifest:
   type: str
 """
 
-import json
 import os
 import shutil
 import tempfile
@@ -540,8 +539,10 @@ def main():
             if not all(part.isdigit() for part in params[key].split(".")):
                 raise LambdaError("%s %r is not a dotted version such as 2.34; set it to the runtime's version"
                                   % (key, params[key]))
-        if os.path.realpath(dest) == os.path.realpath(params["build"]):
-            raise LambdaError("dest %s is the build itself; choose a directory of its own for the package" % dest)
+        real_dest, real_build = os.path.realpath(dest), os.path.realpath(params["build"])
+        if real_dest == real_build or real_dest.startswith(real_build.rstrip("/") + "/"):
+            raise LambdaError("dest %s is or lies inside the build %s, which swift_build owns; choose a directory "
+                              "outside it for the package" % (dest, params["build"]))
         check_replaceable(dest, OWNER)
         stage = tempfile.mkdtemp(prefix=".lambda-package-", dir=_stage_dir(dest, module.check_mode))
         record = package(module, stage)

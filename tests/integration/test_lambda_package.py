@@ -107,7 +107,7 @@ def test_zip_holds_bootstrap_only_and_keeps_the_debug_file_aside(packaged):
 
 
 def test_two_runs_give_the_same_sha256_and_an_unchanged_package_is_left_alone(packaged, tmp_path):
-    first, _ = packaged("static_executable")
+    first = packaged("static_executable")[0]
     build = swift_build_fixture("lambda-function", "static_executable")
     again = package(build, tmp_path / "again", image=True)
     assert again["changed"] and again["sha256"] == first["sha256"]
@@ -171,7 +171,7 @@ def test_resource_bundles_travel_beside_bootstrap_with_their_links(tmp_path):
 
 @pytest.mark.parametrize("mode", RUNNABLE_MODES)
 def test_packaged_bootstrap_answers_invocations_and_errors(packaged, mode):
-    _, task_root = packaged(mode)
+    task_root = packaged(mode)[1]
     with RuntimeAPI(function_name=FUNCTION) as api, running(task_root, api) as process:
         answered = api.invoke({"order": 42, "note": "tr\u00e8s \"quoted\""})
         assert answered.outcome == "response", answered.error
@@ -202,7 +202,7 @@ def test_packaged_bootstrap_answers_invocations_and_errors(packaged, mode):
 
 
 def test_an_init_failure_goes_through_the_init_error_endpoint(packaged):
-    _, task_root = packaged("static_executable")
+    task_root = packaged("static_executable")[1]
     with RuntimeAPI(function_name=FUNCTION) as api, \
             running(task_root, api, FIXTURE_INIT_ERROR="config missing: \"DB_URL\"") as process:
         assert process.wait(timeout=10) == 1
@@ -214,7 +214,7 @@ def test_an_init_failure_goes_through_the_init_error_endpoint(packaged):
 
 @pytest.mark.parametrize("mode", RUNNABLE_MODES)
 def test_the_process_survives_a_thousand_invocations_without_growing(packaged, mode):
-    _, task_root = packaged(mode)
+    task_root = packaged(mode)[1]
     with RuntimeAPI(function_name=FUNCTION) as api, running(task_root, api) as process:
         for index in range(200):  # warm up: buffers reach their working size
             api.invoke({"i": index})
@@ -260,6 +260,12 @@ def test_image_archive_has_the_bootstrap_as_its_entry_point(packaged, tmp_path):
 
 # ---- refusals: one sentence each, nothing written -------------------------------------------------------------------
 
+def _copy_of_build(tmp_path: Path) -> Path:
+    build = tmp_path / "work" / "copied-build"
+    shutil.copytree(lambda_function_build("static_executable"), build, symlinks=True)
+    return build
+
+
 def _copy_with_link_out(tmp_path: Path) -> Path:
     build = tmp_path / "linked-build"
     shutil.copytree(swift_build_fixture("resources", "static_executable"), build, symlinks=True)
@@ -294,6 +300,9 @@ BAD_INPUTS = {
                         r"^resource bundle resources_resource-reader.resources: symbolic link passwd points at the "
                         r"absolute path /etc/passwd, which means another file on every host; make it a relative link "
                         r"inside the artifact$"),
+    "dest-inside-build": (lambda tmp: _copy_of_build(tmp), {"dest": "inside"},
+                          r"^dest .*/copied-build/inside is or lies inside the build .*/copied-build, which swift_build "
+                          r"owns; choose a directory outside it for the package$"),
     "glibc-too-new": (lambda tmp: swift_build_fixture("lambda-function", "static_stdlib"), {},
                       r"lambda-function is a static_stdlib build that needs GLIBC_2.35 \(from libm.so.6: hypotf\), "
                       r"but Lambda's provided.al2023 runtime has glibc 2.34 and GLIBCXX_3.4.29; build it with "
@@ -311,15 +320,19 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_one_sentence_and_nothing_is_written(tmp_path, case):
-    make_build, args, message = BAD_INPUTS[case]
-    build = make_build(tmp_path)
+    make_build, shared_args, message = BAD_INPUTS[case]
+    args = dict(shared_args)
     work = tmp_path / "work"
     work.mkdir()
-    result = package(build, work / "out" / "pkg", image=True, **args)
+    build = make_build(tmp_path)
+    before = sorted(str(p.relative_to(work)) for p in work.rglob("*"))
+    dest = build / args.pop("dest") if "dest" in args else work / "out" / "pkg"
+    result = package(build, dest, image=True, **args)
     assert result.get("failed"), result
     assert re.search(message, result["msg"]), result["msg"]
     assert "Traceback" not in json.dumps(result) and "\n" not in result["msg"]
-    assert list(work.iterdir()) == [], "nothing written: not dest, not its parent, no staging left over"
+    after = sorted(str(p.relative_to(work)) for p in work.rglob("*"))
+    assert after == before, "nothing written: not dest, not its parent, no staging left over"
 
 
 def elf_of(build: Path, product: str) -> dict:
