@@ -300,7 +300,7 @@ BAD_INPUTS = {
                         r"^resource bundle resources_resource-reader.resources: symbolic link passwd points at the "
                         r"absolute path /etc/passwd, which means another file on every host; make it a relative link "
                         r"inside the artifact$"),
-    "dest-inside-build": (lambda tmp: _copy_of_build(tmp), {"dest": "inside"},
+    "dest-inside-build": (_copy_of_build, {"dest": "inside"},
                           r"^dest .*/copied-build/inside is or lies inside the build .*/copied-build, which swift_build "
                           r"owns; choose a directory outside it for the package$"),
     "glibc-too-new": (lambda tmp: swift_build_fixture("lambda-function", "static_stdlib"), {},
