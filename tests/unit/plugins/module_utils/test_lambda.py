@@ -197,3 +197,16 @@ def test_full_foundation_is_found_across_read_blocks(tmp_path):
     essentials.write_bytes(b"FoundationEssentials" + b"\0" * 100)
     assert _lambda.uses_full_foundation(str(straddling))
     assert not _lambda.uses_full_foundation(str(essentials))
+
+
+def test_symbols_are_named_by_the_version_they_bind_to():
+    # /bin/ls, as every Debian host has it: __libc_start_main binds to a GLIBC_ version of libc.so.6.
+    symbols = _lambda.symbols_by_version("/bin/ls")
+    assert any("__libc_start_main" in names for version, names in symbols.items() if version.startswith("GLIBC_2."))
+    assert all(names == sorted(names) for names in symbols.values())
+
+
+def test_naming_symbols_never_fails(tmp_path):
+    (tmp_path / "not-elf").write_text("#!/bin/sh\n")
+    assert _lambda.symbols_by_version(str(tmp_path / "not-elf")) == {}
+    assert _lambda.symbols_by_version(str(tmp_path / "missing")) == {}
