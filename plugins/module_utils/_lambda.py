@@ -21,6 +21,7 @@ import zipfile
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import version_key
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import dir_entry, file_entry, symlink_entry
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import CXX_RUNTIME, GLIBC_FAMILY, link_mode_of
 
 try:
@@ -50,6 +51,11 @@ ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 COMPRESS_LEVEL = 6
 _UNIX = 3  # ZipInfo.create_system: the external attributes hold a Unix mode
 MODES = {"bootstrap": 0o755, "file": 0o644, "dir": 0o755, "symlink": 0o777}
+
+# The container image: the package where AWS's provided base images keep a custom runtime, an empty task root.
+RUNTIME_DIR = "/var/runtime"
+TASK_DIR = "/var/task"
+CA_BUNDLE_PATH = "/etc/ssl/certs/ca-certificates.crt"
 
 Entry = collections.namedtuple("Entry", "name kind source target")
 
@@ -212,6 +218,44 @@ def write_zip(path, entries):
                     for block in iter(lambda: source.read(1 << 20), b""):
                         target.write(block)
     return sha256_file(path), os.path.getsize(path)
+
+
+# ---- the container image -----------------------------------------------------------------------------------------
+
+def image_files(entries, ca_bundle):
+    """The image's files (_oci entries): the package's entries under /var/runtime, with their zip modes, an empty
+    /var/task, /tmp 1777 and the CA bundle."""
+    if not os.path.isfile(ca_bundle):
+        raise LambdaError("the CA bundle %s does not exist; install ca-certificates on the build host or set ca_bundle"
+                          % ca_bundle)
+    files = [dir_entry("tmp", mode=0o1777), dir_entry(TASK_DIR), file_entry(CA_BUNDLE_PATH, source=ca_bundle,
+                                                                             mode=0o644)]
+    for entry in entries:
+        inside = os.path.join(RUNTIME_DIR, entry.name.rstrip("/"))
+        if entry.kind == "dir":
+            files.append(dir_entry(inside, mode=MODES["dir"]))
+        elif entry.kind == "symlink":
+            files.append(symlink_entry(inside, entry.target))
+        else:
+            files.append(file_entry(inside, source=entry.source, mode=MODES[entry.kind]))
+    return files
+
+
+def image_config(function_name, link_mode, swift_version):
+    """The image's runtime settings. ENTRYPOINT is the bootstrap itself: on an empty base there is no runtime interface
+    client to start a handler, and the program speaks the Runtime API on its own. No USER: Lambda runs the function as
+    an unprivileged user of its own, which every file is readable by."""
+    labels = {"io.swiftlinux.recipe": "lambda", "io.swiftlinux.link-mode": link_mode,
+              "io.swiftlinux.lambda.function-name": function_name}
+    if swift_version:
+        labels["io.swiftlinux.swift-version"] = swift_version
+    return {
+        "Entrypoint": [os.path.join(RUNTIME_DIR, BOOTSTRAP)],
+        "WorkingDir": TASK_DIR,
+        "Env": sorted(["PATH=/usr/local/bin:/usr/bin:/bin", "LAMBDA_TASK_ROOT=" + TASK_DIR,
+                       "LAMBDA_RUNTIME_DIR=" + RUNTIME_DIR, "SSL_CERT_FILE=" + CA_BUNDLE_PATH]),
+        "Labels": labels,
+    }
 
 
 # ---- quotas --------------------------------------------------------------------------------------------------------

@@ -273,16 +273,13 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import (
 )
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._lambda import LambdaError
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
-    Image, Layer, OciError, dir_entry, existing_digest, file_entry, parse_name, symlink_entry, write_archive,
+    Image, Layer, OciError, existing_digest, parse_name, write_archive,
 )
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import HAS_ELFTOOLS, ElfError, elf_facts
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import machine_named
 
 OWNER = "lambda_package"
 RECORD = "lambda_package.json"
-RUNTIME_DIR = "/var/runtime"
-TASK_DIR = "/var/task"
-CA_BUNDLE_PATH = "/etc/ssl/certs/ca-certificates.crt"
 MAX_EPOCH = 4294967295
 
 
@@ -353,44 +350,19 @@ def _epoch(params):
 
 
 def _image(params, entries, facts, link_mode, swift_version):
-    """The Lambda container image: the package at /var/runtime, ENTRYPOINT the bootstrap itself (a custom runtime
-    on an empty base has no runtime interface client to start it)."""
-    files = [dir_entry("tmp", mode=0o1777), dir_entry(TASK_DIR.strip("/"))]
-    if not os.path.isfile(params["ca_bundle"]):
-        raise LambdaError("the CA bundle %s does not exist; install ca-certificates on the build host or set "
-                          "ca_bundle" % params["ca_bundle"])
-    files.append(file_entry(CA_BUNDLE_PATH, source=params["ca_bundle"], mode=0o644))
-    for entry in entries:
-        inside = os.path.join(RUNTIME_DIR, entry.name.rstrip("/"))
-        if entry.kind == "dir":
-            files.append(dir_entry(inside))
-        elif entry.kind == "symlink":
-            files.append(symlink_entry(inside, entry.target))
-        else:
-            files.append(file_entry(inside, source=entry.source, mode=_lambda.MODES[entry.kind]))
+    """(the Lambda container image, its reference, uncompressed size, epoch); see _lambda.image_files."""
     name = params["image_name"] or "lambda/" + params["function_name"].lower()
     try:
         tag = parse_name(name, params["image_tag"])[2]
     except OciError as exc:
         raise LambdaError("%s; set image_name (and image_tag) to a valid image name" % str(exc).rstrip("."))
-    entrypoint = [os.path.join(RUNTIME_DIR, _lambda.BOOTSTRAP)]
-    labels = {"io.swiftlinux.recipe": "lambda", "io.swiftlinux.link-mode": link_mode,
-              "io.swiftlinux.lambda.function-name": params["function_name"]}
-    if swift_version:
-        labels["io.swiftlinux.swift-version"] = swift_version
-    config = {
-        "Entrypoint": entrypoint,
-        "WorkingDir": TASK_DIR,
-        "Env": sorted(["PATH=/usr/local/bin:/usr/bin:/bin", "LAMBDA_TASK_ROOT=" + TASK_DIR,
-                       "LAMBDA_RUNTIME_DIR=" + RUNTIME_DIR, "SSL_CERT_FILE=" + CA_BUNDLE_PATH]),
-        "Labels": labels,
-    }
     epoch = _epoch(params)
-    layer = Layer(files, epoch, "app")
-    image = Image([layer], machine_named(facts["machine"]).oci, config, epoch)
+    layer = Layer(_lambda.image_files(entries, params["ca_bundle"]), epoch, "app")
     _lambda.check_quota("the container image of %s" % params["function_name"], len(layer.tar),
                         params["image_limit"], ["strip it and rebuild with swift_build optimize_size=true"])
-    return image, "%s:%s" % (name, tag), len(layer.tar), epoch, entrypoint
+    config = _lambda.image_config(params["function_name"], link_mode, swift_version)
+    image = Image([layer], machine_named(facts["machine"]).oci, config, epoch)
+    return image, "%s:%s" % (name, tag), len(layer.tar), epoch
 
 
 def package(module, stage):
@@ -436,12 +408,11 @@ def package(module, stage):
 
     image = None
     if params["image"]:
-        built, reference, image_size, epoch, entrypoint = _image(params, entries, facts, link_mode,
-                                                                 manifest.get("swift_version"))
+        built, reference, image_size, epoch = _image(params, entries, facts, link_mode, manifest.get("swift_version"))
         archive = params["function_name"] + ".image.tar"
         write_archive(os.path.join(stage, archive), built, reference.rsplit(":", 1)[1], [reference], epoch)
         image = dict(archive=archive, reference=reference, digest=built.digest, image_id=built.config_digest,
-                     size=image_size, entrypoint=entrypoint)
+                     size=image_size, entrypoint=built.config["config"]["Entrypoint"])
     debug_name = None
     if debug and params["keep_debug"]:
         debug_name = os.path.basename(debug)

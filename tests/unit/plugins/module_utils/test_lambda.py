@@ -210,3 +210,27 @@ def test_naming_symbols_never_fails(tmp_path):
     (tmp_path / "not-elf").write_text("#!/bin/sh\n")
     assert _lambda.symbols_by_version(str(tmp_path / "not-elf")) == {}
     assert _lambda.symbols_by_version(str(tmp_path / "missing")) == {}
+
+
+# ---- the container image -----------------------------------------------------------------------------------------
+
+def test_image_files_put_the_package_at_var_runtime_with_the_zip_modes(tmp_path):
+    program, bundles = bundle_tree(tmp_path / "src")
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    files = {e.path: e for e in _lambda.image_files(_lambda.package_entries(str(program), bundles), str(ca))}
+    assert files["var/runtime/bootstrap"].mode == 0o755 and files["var/runtime/bootstrap"].source == str(program)
+    assert files["var/runtime/pkg_target.resources/a.txt"].mode == 0o644
+    assert files["var/runtime/pkg_target.resources/nested/a-link.txt"].target == "../a.txt"
+    assert (files["tmp"].kind, files["tmp"].mode) == ("dir", 0o1777) and files["var/task"].kind == "dir"
+    assert files["etc/ssl/certs/ca-certificates.crt"].source == str(ca)
+    with pytest.raises(LambdaError, match="the CA bundle /nonexistent does not exist; install ca-certificates"):
+        _lambda.image_files([], "/nonexistent")
+
+
+def test_image_config_starts_the_bootstrap_itself_without_a_user():
+    config = _lambda.image_config("orders-api", "static_executable", "6.3.1")
+    assert config["Entrypoint"] == ["/var/runtime/bootstrap"] and "Cmd" not in config and "User" not in config
+    assert config["WorkingDir"] == "/var/task" and "LAMBDA_TASK_ROOT=/var/task" in config["Env"]
+    assert config["Labels"]["io.swiftlinux.lambda.function-name"] == "orders-api"
+    assert config["Labels"]["io.swiftlinux.swift-version"] == "6.3.1"
