@@ -228,8 +228,8 @@ def image_files(entries, ca_bundle):
     if not os.path.isfile(ca_bundle):
         raise LambdaError("the CA bundle %s does not exist; install ca-certificates on the build host or set ca_bundle"
                           % ca_bundle)
-    files = [dir_entry("tmp", mode=0o1777), dir_entry(TASK_DIR), file_entry(CA_BUNDLE_PATH, source=ca_bundle,
-                                                                             mode=0o644)]
+    files = [dir_entry("tmp", mode=0o1777), dir_entry(TASK_DIR),
+             file_entry(CA_BUNDLE_PATH, source=ca_bundle, mode=0o644)]
     for entry in entries:
         inside = os.path.join(RUNTIME_DIR, entry.name.rstrip("/"))
         if entry.kind == "dir":
