@@ -266,6 +266,13 @@ def _copy_of_build(tmp_path: Path) -> Path:
     return build
 
 
+def _copy_with_a_changed_product(tmp_path: Path) -> Path:
+    build = _copy_of_build(tmp_path)
+    with open(build / "lambda-function", "ab") as product:
+        product.write(b"\0")
+    return build
+
+
 def _copy_with_link_out(tmp_path: Path) -> Path:
     build = tmp_path / "linked-build"
     shutil.copytree(swift_build_fixture("resources", "static_executable"), build, symlinks=True)
@@ -303,6 +310,9 @@ BAD_INPUTS = {
     "dest-inside-build": (_copy_of_build, {"dest": "inside"},
                           r"^dest .*/copied-build/inside is or lies inside the build .*/copied-build, which swift_build "
                           r"owns; choose a directory outside it for the package$"),
+    "changed-product": (_copy_with_a_changed_product, {},
+                        r"^.*/copied-build/lambda-function changed since swift_build wrote it \(its sha256 differs from "
+                        r"swift_build.json\); rebuild it instead of editing it$"),
     "glibc-too-new": (lambda tmp: swift_build_fixture("lambda-function", "static_stdlib"), {},
                       r"lambda-function is a static_stdlib build that needs GLIBC_2.35 \(from libm.so.6: hypotf\), "
                       r"but Lambda's provided.al2023 runtime has glibc 2.34 and GLIBCXX_3.4.29; build it with "
