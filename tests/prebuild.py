@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from support import IMPOSSIBLE, LINK_MODES, PRODUCTS, built_fixture
+from support import IMPOSSIBLE, LAMBDA_PINNED, LINK_MODES, PRODUCTS, built_fixture, lambda_function_build
 
 
 def main() -> int:
@@ -20,6 +20,9 @@ def main() -> int:
             result = built_fixture(fixture, mode)
             print(f"{fixture:20} {mode:18} {'built' if result.get('changed') else 'cached':6} "
                   f"{time.monotonic() - start:6.1f} s", flush=True)
+    start = time.monotonic()
+    lambda_function_build(LAMBDA_PINNED)
+    print(f"{'lambda-function':20} {LAMBDA_PINNED:18} {time.monotonic() - start:13.1f} s", flush=True)
     return 0
 
 

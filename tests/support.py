@@ -32,6 +32,7 @@ PRODUCTS = {
     "networking": ["networking-service"],
     "dep-server": ["dep-server"],
     "worker": ["worker", "name-lookup"],
+    "lambda-function": ["lambda-function"],
 }
 # dep-server's dependency, by a URL on a host that never resolves; builds reach it through a mirror.
 GREETING_URL = "https://git.swiftlinux.invalid/greeting.git"
@@ -145,6 +146,28 @@ def built_fixture(fixture: str, mode: str) -> dict:
     if result.get("failed"):
         raise AssertionError(f"swift_build of {fixture} ({mode}) failed: {result.get('msg')}")
     return result
+
+
+# lambda-function's static_stdlib build with its opt-in hypotf pin (Sources/GlibcCompat), the static_stdlib build made
+# here that fits Lambda's glibc 2.34 (docs/lambda.md); a variant of its own beside the fixture's link modes.
+LAMBDA_PINNED = "static_stdlib-glibc-2.34"
+
+
+@functools.cache
+def lambda_function_build(mode: str) -> Path:
+    """lambda-function built in a link mode, or as LAMBDA_PINNED (static_stdlib with -DSWIFTLINUX_GLIBC_2_34 and a
+    scratch folder of its own, so it never rebuilds the plain static_stdlib scratch)."""
+    if mode != LAMBDA_PINNED:
+        return swift_build_fixture("lambda-function", mode)
+    dest = BUILD_CACHE / "artifacts" / "lambda-function" / mode
+    result = run_module("swift_build", {
+        "package_path": str(FIXTURES / "lambda-function"), "link_mode": "static_stdlib", "dest": str(dest),
+        "build_args": ["-Xcc", "-DSWIFTLINUX_GLIBC_2_34"],
+        "scratch_path": str(BUILD_CACHE / "scratch" / f"lambda-function-{mode}"),
+    })
+    if result.get("failed"):
+        raise AssertionError(f"swift_build of lambda-function ({mode}) failed: {result.get('msg')}")
+    return dest
 
 
 # ---- systemd test hosts ---------------------------------------------------------------------
