@@ -30,7 +30,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo demo-clean test quick bootstrap system docker toolchain venv link test-hosts \
-        lint sanity pytest molecule cores kit changelog clean bench-sizes bench-images bench-deploy
+        lint sanity pytest molecule cores kit changelog clean bench-sizes bench-images bench-deploy bench-lambda
 
 help:
 	@echo "make demo    ship the example service to a local fleet (4 systemd hosts, 1 container host) with ship.yml"
@@ -140,3 +140,6 @@ bench-sizes: bootstrap
 clean:
 	-@scripts/clean.sh
 	rm -rf $(VENV) .build tests/fixtures/*/.build tests/fixtures/*/.swiftpm
+
+bench-lambda: bootstrap
+	$(PY) bench/lambda.py
