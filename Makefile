@@ -11,11 +11,14 @@ PY        := $(VENV)/bin/python
 SUITES    := trixie bookworm bullseye
 SCENARIOS := $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml))))
 COLLECTION_LINK := .build/collections/ansible_collections/swiftlinux/deploy
-# make test splits pytest into two streams by file. Tests that tag images under swiftlinux-test/ (test_images
-# removes them all when it ends) stay in one stream; every other test file falls into the second by itself.
+# make test splits pytest into three streams by file. Tests that tag images under swiftlinux-test/ (test_images
+# removes them all when it ends) stay in one stream; the fleet stream holds the playbook-level and controller-only
+# files; every other test file falls into the hosts stream by itself.
 PYTEST_IMAGES := $(addprefix tests/integration/,test_images.py test_container_role.py test_hostile_images.py \
                    test_fixtures.py test_elf_info.py test_collection.py test_swift_build.py)
-PYTEST_HOSTS  := tests/unit $(filter-out $(PYTEST_IMAGES),$(wildcard tests/integration/test_*.py))
+PYTEST_FLEET  := $(addprefix tests/integration/,test_ship.py test_lambda_package.py test_kit.py test_host_info.py \
+                   test_dependencies.py)
+PYTEST_HOSTS  := tests/unit $(filter-out $(PYTEST_IMAGES) $(PYTEST_FLEET),$(wildcard tests/integration/test_*.py))
 PYTEST_STREAM := $(VENV)/bin/python -m pytest -p no:cacheprovider
 # ansible-core lines tested beside the venv's own 2.19, each in .build/cores/<line> from tests/cores/<line>.txt.
 CORES       := 2.16 2.17 2.18
@@ -30,7 +33,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo demo-clean test quick bootstrap system docker toolchain venv link test-hosts \
-        lint sanity pytest molecule cores kit changelog clean bench-sizes bench-images bench-deploy bench-lambda
+        lint sanity sanity-middle pytest molecule cores kit changelog clean bench-sizes bench-images bench-deploy bench-lambda
 
 help:
 	@echo "make demo    ship the example service to a local fleet (4 systemd hosts, 1 container host) with ship.yml"
@@ -79,15 +82,19 @@ demo-clean: bootstrap
 
 test: bootstrap test-hosts $(CORE_VENVS)
 	@scripts/timed.sh lint     $(MAKE) --no-print-directory lint
-	@# Sanity on every supported ansible-core, side by side (each core has its own copy of the collection).
-	@scripts/side-by-side.sh "sanity=$(MAKE) --no-print-directory sanity" $(foreach c,$(CORES),"sanity-$(c)=$(call core_sanity,$(c))")
+	@# Sanity on the newest and the oldest supported ansible-core first, side by side (each core has its own copy
+	@# of the collection); the cores between run beside the tests below, where streams spend time waiting.
+	@scripts/side-by-side.sh "sanity=$(MAKE) --no-print-directory sanity" "sanity-$(CORE_OLDEST)=$(call core_sanity,$(CORE_OLDEST))"
 	@scripts/timed.sh builds   $(PY) tests/prebuild.py
-	@# Two pytest streams and molecule share nothing but the builds above (read-only now) and the engine
-	@# (distinct names and ports), so they run side by side; each log is printed whole when all are done.
+	@# Three pytest streams, molecule, the kit and the middle cores' sanity share nothing but the builds above
+	@# (read-only now) and the engine (distinct names and ports), so they run side by side; each log is printed
+	@# whole when all are done.
 	@scripts/side-by-side.sh "pytest-images=$(PYTEST_STREAM) --basetemp=/tmp/swiftlinux-pytest-images $(PYTEST_IMAGES)" \
 	                         "pytest-hosts=$(PYTEST_STREAM) --basetemp=/tmp/swiftlinux-pytest-hosts $(PYTEST_HOSTS)" \
+	                         "pytest-fleet=$(PYTEST_STREAM) --basetemp=/tmp/swiftlinux-pytest-fleet $(PYTEST_FLEET)" \
 	                         "molecule=$(MAKE) --no-print-directory molecule" \
-	                         "kit=$(MAKE) --no-print-directory kit"
+	                         "kit=$(MAKE) --no-print-directory kit" \
+	                         "sanity-middle=$(MAKE) --no-print-directory sanity-middle"
 
 quick: bootstrap
 	$(MAKE) --no-print-directory lint
@@ -106,6 +113,10 @@ pytest: bootstrap
 
 # ansible-test sanity with the ansible-core of .build/cores/<line>.
 core_sanity = PATH=$(CURDIR)/.build/cores/$(1)/bin:$$PATH scripts/sanity.sh
+
+# The supported cores between the oldest and the venv's, one after the other.
+sanity-middle: $(CORE_VENVS) link
+	@$(foreach c,$(filter-out $(CORE_OLDEST),$(CORES)),$(call core_sanity,$(c)) &&) true
 
 # Sanity on the older cores side by side, then the kit on the oldest and on the venv's core (one after the other:
 # both use the container swiftlinux-kit-bookworm).

@@ -55,9 +55,13 @@ def test_current_points_at_a_verified_release(host, name):
     assert all(not entry.startswith(".staging") for entry in host.file(f"/opt/{name}/releases").listdir())
 
 
-def test_refused_host_kept_its_facts_only(host):
-    facts = json.loads(host.file("/etc/ansible/facts.d/swiftlinux.fact").content_string)
-    assert facts["architecture"] == "x86_64"
+def test_preflight_only_reads_and_the_refused_host_keeps_nothing_of_the_refused_service(host):
+    # host_info reads the host in one call; the service role writes no local facts (the host_facts role does).
+    assert not host.file("/etc/ansible/facts.d/swiftlinux.fact").exists
+    if host.backend.get_hostname() == "bullseye":
+        assert not host.file("/opt/hello-stdlib").exists
+        assert not host.file("/etc/systemd/system/hello-stdlib.service").exists
+        assert not host.user("hello-stdlib").exists
 
 
 @pytest.mark.parametrize("name", SERVICES)
