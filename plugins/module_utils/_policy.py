@@ -244,9 +244,11 @@ def choose_artifact(candidates, host, host_name, preferred=None, fallback="small
             host_name, first["label"], first["why_not"])
     elif fitting:
         chosen = fitting[0]
-        summary = ("%s: %s cannot run there (%s) -> takes %s instead" % (host_name, first["label"], first["why_not"],
-                                                                          chosen["label"]) if first else
-                   "%s: takes %s, the smallest that runs there" % (host_name, chosen["label"]))
+        if first:
+            summary = "%s: %s cannot run there (%s) -> takes %s instead" % (
+                host_name, first["label"], first["why_not"], chosen["label"])
+        else:
+            summary = "%s: takes %s, the smallest that runs there" % (host_name, chosen["label"])
     else:
         chosen, summary = None, "%s: nothing built can run there (%s)" % (
             host_name, "; ".join("%s: %s" % (v["label"], v["why_not"]) for v in verdicts) or "no artifacts")
@@ -254,4 +256,3 @@ def choose_artifact(candidates, host, host_name, preferred=None, fallback="small
         summary += " (installs %s)" % ", ".join(chosen["packages"])
     picked = [c for c in candidates if chosen and c["name"] == chosen["name"]]
     return dict(chosen=picked[0] if picked else None, summary=summary, verdicts=verdicts)
-

@@ -1,5 +1,4 @@
 """The service role's result on each host: hardened units that serve, and nothing where it refused."""
-import json
 
 import pytest
 
