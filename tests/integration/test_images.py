@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from lambda_runtime import RuntimeAPI
 from support import IMPOSSIBLE, LINK_MODES, PRODUCTS, REPO, built_fixture, remove_tags, run_module, tool_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
@@ -38,6 +39,7 @@ PROGRAMS = {
 # (probed from the host, no self-probe in the image), and a worker that listens on nothing.
 OWN_SERVERS = {"dep-server": "/healthz"}
 WORKERS = {"worker"}
+LAMBDA_FUNCTIONS = {"lambda-function"}  # they ask a Lambda Runtime API for work (tests/lambda_runtime.py)
 MATRIX = [(f, m, p) for f in PRODUCTS for m in LINK_MODES if (f, m) not in IMPOSSIBLE for p in PRODUCTS[f]]
 EXPECTED_RECIPE = {"static_executable": "scratch-static", "static_stdlib": "scratch-bag", "dynamic": "runtime-base"}
 LABEL = {"swiftlinux.test": "pytest"}
@@ -107,14 +109,15 @@ def docker_runtime_base(engine, tmp_path_factory, runtime_base):
 
 # ---- running images --------------------------------------------------------------------------
 
-def run_locked_down(engine, ref: str, command: list[str], network: str):
+def run_locked_down(engine, ref: str, command: list[str], network: str, environment: dict | None = None):
     return engine.containers.run(ref, command=command, network_mode=network, read_only=True, cap_drop=["ALL"],
-                                 user="65532:65532", security_opt=["no-new-privileges"], labels=LABEL, detach=True)
+                                 user="65532:65532", security_opt=["no-new-privileges"], labels=LABEL, detach=True,
+                                 environment=environment or {})
 
 
 @contextlib.contextmanager
-def container(engine, ref: str, command: list[str], network: str):
-    box = run_locked_down(engine, ref, command, network)
+def container(engine, ref: str, command: list[str], network: str, environment: dict | None = None):
+    box = run_locked_down(engine, ref, command, network, environment)
     try:
         yield box
     finally:
@@ -187,6 +190,13 @@ def check_runs(engine, ref: str, product: str, port: int) -> None:
             wait_answering(box, f"http://127.0.0.1:{port}{OWN_SERVERS[product]}")
             box.stop(timeout=10)
             assert box.wait(timeout=15)["StatusCode"] == 0, "SIGTERM must stop the server cleanly"
+    elif product in LAMBDA_FUNCTIONS:
+        # One invocation through a local Runtime API on this machine's loopback, reached with host networking.
+        with RuntimeAPI(function_name=product) as api, \
+                container(engine, ref, [], "host", {"AWS_LAMBDA_RUNTIME_API": api.address}) as box:
+            answered = api.invoke({"image": ref}, timeout=30)
+            assert answered.outcome == "response", (answered.error, box.logs().decode(errors="replace"))
+            assert answered.json()["event"] == {"image": ref}
     elif product in WORKERS:
         with container(engine, ref, [], "none") as box:
             deadline = time.monotonic() + 30
