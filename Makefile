@@ -11,13 +11,14 @@ PY        := $(VENV)/bin/python
 SUITES    := trixie bookworm bullseye
 SCENARIOS := $(notdir $(patsubst %/,%,$(dir $(wildcard molecule/*/molecule.yml))))
 COLLECTION_LINK := .build/collections/ansible_collections/swiftlinux/deploy
-# make test splits pytest into three streams by file. Tests that tag images under swiftlinux-test/ (test_images
-# removes them all when it ends) stay in one stream; the fleet stream holds the playbook-level and controller-only
-# files; every other test file falls into the hosts stream by itself.
-PYTEST_IMAGES := $(addprefix tests/integration/,test_images.py test_container_role.py test_hostile_images.py \
-                   test_fixtures.py test_elf_info.py test_collection.py test_swift_build.py)
+# make test splits pytest into three streams by file, balanced by their measured times. Tests that tag images under
+# swiftlinux-test/ (test_images removes them all when it ends) stay in the images stream; the others use prefixes of
+# their own (swiftlinux-test-container/, swiftlinux-test-images/, swiftlinux-ship-test/). Every test file not named
+# here falls into the hosts stream by itself.
+PYTEST_IMAGES := $(addprefix tests/integration/,test_images.py test_fixtures.py test_elf_info.py test_collection.py \
+                   test_swift_build.py)
 PYTEST_FLEET  := $(addprefix tests/integration/,test_ship.py test_lambda_package.py test_kit.py test_host_info.py \
-                   test_dependencies.py)
+                   test_dependencies.py test_container_role.py test_hostile_images.py)
 PYTEST_HOSTS  := tests/unit $(filter-out $(PYTEST_IMAGES) $(PYTEST_FLEET),$(wildcard tests/integration/test_*.py))
 PYTEST_STREAM := $(VENV)/bin/python -m pytest -p no:cacheprovider
 # ansible-core lines tested beside the venv's own 2.19, each in .build/cores/<line> from tests/cores/<line>.txt.

@@ -20,7 +20,7 @@ from support import REPO, remove_tags, run_module, run_playbook, swift_build_fix
 pytestmark = pytest.mark.slow
 
 PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "container.yml"
-IMAGE = "swiftlinux-test/container-http"
+IMAGE = "swiftlinux-test-container/http"  # its own prefix: test_images removes every swiftlinux-test/ tag when it ends
 PORT = 18311
 
 
@@ -255,7 +255,7 @@ def test_programs_that_are_not_ours_run_with_generic_probes_only(engine, tmp_pat
 
 
 def test_pull_from_a_local_registry(engine, registry, archives):
-    reference = f"{registry.host}/swiftlinux-test/container-pulled"
+    reference = f"{registry.host}/swiftlinux-test-container/pulled"
     pushed = run_module("oci_image", {
         "executable": str(swift_build_fixture("http-service", "static_executable") / "http-service"),
         "name": reference, "tag": "1", "push": True, "format": "archive",
@@ -273,7 +273,7 @@ def test_pull_from_a_local_registry(engine, registry, archives):
 
 
 def test_pull_with_registry_credentials(engine, auth_registry, archives):
-    reference = f"{auth_registry.host}/swiftlinux-test/container-private"
+    reference = f"{auth_registry.host}/swiftlinux-test-container/private"
     pushed = run_module("oci_image", {
         "executable": str(swift_build_fixture("http-service", "static_executable") / "http-service"),
         "name": reference, "tag": "1", "push": True, "registry_username": auth_registry.username,
