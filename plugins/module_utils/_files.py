@@ -129,3 +129,15 @@ def replace_directory(stage, dest, owner):
     finally:
         if os.path.isdir(stage):
             shutil.rmtree(stage)
+
+
+def contains_bytes(path, needle, chunk_size=1 << 20):
+    """Whether the file at `path` holds `needle` anywhere, read in chunks (a match across two reads counts)."""
+    tail = b""
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            if needle in tail + chunk:
+                return True
+            tail = chunk[-len(needle):]
+    return False
+

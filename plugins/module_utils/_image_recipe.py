@@ -24,7 +24,7 @@ except ImportError:  # oci_image reports the missing library through _elf.HAS_EL
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
     OciError, dir_entry, file_entry, rfc3339, symlink_entry, tree_entries,
 )
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import file_digests
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import contains_bytes, file_digests
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import link_mode_of, machine_named, oci_platform
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._sbom import spdx_document
 
@@ -53,13 +53,7 @@ def uses_foundation(facts):
     """
     if any(lib.startswith("libFoundation") for lib in facts["needed"]):
         return True
-    needle, tail = b"FoundationEssentials", b""
-    with open(facts["path"], "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            if needle in tail + chunk:
-                return True
-            tail = chunk[-len(needle):]
-    return False
+    return contains_bytes(facts["path"], b"FoundationEssentials")
 
 
 def choose_recipe(facts, have_bag):

@@ -20,7 +20,7 @@ import zipfile
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import version_key
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import contains_bytes, sha256_file
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import dir_entry, file_entry, symlink_entry
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import CXX_RUNTIME, GLIBC_FAMILY, link_mode_of
 
@@ -267,13 +267,7 @@ def human(size):
 
 def uses_full_foundation(path):
     """Whether a static binary links all of Foundation (FoundationInternationalization and its ICU data)."""
-    needle, tail = b"FoundationInternationalization", b""
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            if needle in tail + chunk:
-                return True
-            tail = chunk[-len(needle):]
-    return False
+    return contains_bytes(path, b"FoundationInternationalization")
 
 
 def size_advice(stripped, full_foundation):
