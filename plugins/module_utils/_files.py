@@ -140,4 +140,3 @@ def contains_bytes(path, needle, chunk_size=1 << 20):
                 return True
             tail = chunk[-len(needle):]
     return False
-
