@@ -27,16 +27,12 @@ description:
   - Runs where the artifact is, usually the controller.
 author:
   - swiftlinux.deploy maintainers (@swiftlinux)
+extends_documentation_fragment:
+  - swiftlinux.deploy.read_only
 attributes:
   check_mode:
     support: full
     description: Only reads files.
-  diff_mode:
-    support: none
-    description: Changes nothing.
-  idempotent:
-    support: full
-    description: Never reports a change.
 options:
   path:
     description: The artifact directory (a M(swiftlinux.deploy.swift_build) O(swiftlinux.deploy.swift_build#module:dest) or a bag).

@@ -47,16 +47,12 @@ options:
       - A systemd unit whose state to report in RV(host.unit_state), for example the service that may already hold
         O(port).
     type: str
+extends_documentation_fragment:
+  - swiftlinux.deploy.read_only
 attributes:
   check_mode:
     support: full
     description: Reads only, so it runs in check mode as it does otherwise.
-  diff_mode:
-    support: none
-    description: Changes nothing.
-  idempotent:
-    support: full
-    description: Never reports a change.
 notes:
   - The O(port) check connects to the port; a program that accepts and closes the connection sees one
     connection.

@@ -19,16 +19,12 @@ description:
   - Runs where the archive is, usually the controller.
 author:
   - swiftlinux.deploy maintainers (@swiftlinux)
+extends_documentation_fragment:
+  - swiftlinux.deploy.read_only
 attributes:
   check_mode:
     support: full
     description: Only reads the archive.
-  diff_mode:
-    support: none
-    description: Changes nothing.
-  idempotent:
-    support: full
-    description: Never reports a change.
 options:
   path:
     description: The image archive (a tar file).

@@ -22,17 +22,12 @@ description:
 author:
   - swiftlinux.deploy maintainers (@swiftlinux)
 extends_documentation_fragment:
+  - swiftlinux.deploy.read_only
   - swiftlinux.deploy.probe
 attributes:
   check_mode:
     support: full
     description: Checks the description and returns RV(ok=true) without probing, since in check mode nothing was started.
-  diff_mode:
-    support: none
-    description: Changes nothing.
-  idempotent:
-    support: full
-    description: Never reports a change.
 """
 
 EXAMPLES = r"""
