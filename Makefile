@@ -21,7 +21,8 @@ PYTEST_FLEET  := $(addprefix tests/integration/,test_ship.py test_lambda_package
                    test_dependencies.py test_container_role.py test_hostile_images.py)
 PYTEST_HOSTS  := tests/unit $(filter-out $(PYTEST_IMAGES) $(PYTEST_FLEET),$(wildcard tests/integration/test_*.py))
 PYTEST_STREAM := $(VENV)/bin/python -m pytest -p no:cacheprovider
-# ansible-core lines tested beside the venv's own 2.19, each in .build/cores/<line> from tests/cores/<line>.txt.
+# ansible-core lines tested beside the venv's own 2.19, each in .build/cores/<line> from tests/cores/<line>.txt
+# (ansible-core, molecule and testinfra pinned together).
 CORES       := 2.16 2.17 2.18
 CORE_OLDEST := 2.16
 CORE_VENVS  := $(CORES:%=.build/cores/%/.installed)
@@ -41,7 +42,7 @@ help:
 	@echo "make demo-clean  remove everything make demo created"
 	@echo "make test    every test: lint, ansible-test sanity, pytest, molecule (installs what it needs)"
 	@echo "make quick   day-to-day: lint and pytest, reusing cached builds"
-	@echo "make cores   sanity on ansible-core $(CORES) side by side, the kit's example role on $(CORE_OLDEST) and the venv's core"
+	@echo "make cores   every supported ansible-core in its own venv: sanity, and the kit's molecule scenario"
 	@echo "make clean   remove the venv, build output, test-host images and test containers"
 
 # ---- set-up -------------------------------------------------------------------------------
@@ -119,11 +120,13 @@ core_sanity = PATH=$(CURDIR)/.build/cores/$(1)/bin:$$PATH scripts/sanity.sh
 sanity-middle: $(CORE_VENVS) link
 	@$(foreach c,$(filter-out $(CORE_OLDEST),$(CORES)),$(call core_sanity,$(c)) &&) true
 
-# Sanity on the older cores side by side, then the kit on the oldest and on the venv's core (one after the other:
-# both use the container swiftlinux-kit-bookworm).
+# Every supported core, each in its own venv: sanity on the older cores side by side, then the kit's molecule
+# scenario on each older core and on the venv's 2.19 (one after the other: all use the container
+# swiftlinux-kit-bookworm). make test runs the kit on the oldest and the newest only.
 cores: bootstrap test-hosts $(CORE_VENVS)
 	@scripts/side-by-side.sh $(foreach c,$(CORES),"sanity-$(c)=$(call core_sanity,$(c))")
-	@$(MAKE) --no-print-directory kit
+	@$(foreach c,$(CORES),scripts/timed.sh kit-$(c) scripts/kit-molecule.sh .build/cores/$(c) &&) true
+	@scripts/timed.sh kit-venv scripts/kit-molecule.sh $(VENV)
 
 # The kit's example role (tests/kit/kit_example) as a role author runs it: the collection built and installed, then
 # `molecule test`, on the oldest supported ansible-core and on the venv's.
