@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import stat
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import machine_named, version_key
 
@@ -85,3 +86,26 @@ def native_libraries(ldconfig_text, machine):
     """The host's library cache, preferring the native ABI of `machine` (uname -m)."""
     row = machine_named(machine)
     return ldconfig_cache(ldconfig_text, row.ldconfig if row else None)
+
+
+PATH_ENTRIES_LIMIT = 256  # names listed for a directory in path_info
+
+
+def path_info(path, limit=PATH_ENTRIES_LIMIT):
+    """What is at path, without following a link: None, or a dict with `type` (directory, file, link or other),
+    `target` for a link and the sorted names of at most `limit` `entries` for a directory."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:  # for example no permission to look: something may be there
+        return dict(type="other")
+    if stat.S_ISLNK(mode):
+        return dict(type="link", target=os.readlink(path))
+    if stat.S_ISDIR(mode):
+        try:
+            names = sorted(os.listdir(path))
+        except OSError:
+            names = []
+        return dict(type="directory", entries=names[:limit], truncated=len(names) > limit)
+    return dict(type="file" if stat.S_ISREG(mode) else "other")

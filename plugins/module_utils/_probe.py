@@ -191,3 +191,19 @@ def failure_message(probe, result):
     """One message for a failed probe: what was probed, what came back, what to check."""
     return "Probe %s failed after %d attempt(s) over %.1f s; last answer: %s. To fix it, %s." % (
         describe(probe), result["attempts"], result["elapsed"], result["last"], advice(probe))
+
+
+def parse_unit_state(text):
+    """`systemctl show --property=...` output as a dict; the three properties the gate reads are always present."""
+    state = dict(ActiveState="", SubState="", NRestarts="0")
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name in state:
+            state[name] = value.strip()
+    return state
+
+
+def unit_failure_message(state, result):
+    """Why a unit failed its gate although (or before) the probe passed."""
+    return "the unit is %s (%s) and was restarted %d time(s) during the probe (%s)" % (
+        state["ActiveState"] or "unknown", state["SubState"] or "unknown", state["restarts"], result["summary"])

@@ -47,6 +47,14 @@ options:
       - A systemd unit whose state to report in RV(host.unit_state), for example the service that may already hold
         O(port).
     type: str
+  paths:
+    description:
+      - Absolute paths to look at, each answered in RV(host.paths), so that a caller learns for example which
+        releases are already on the host without a round-trip of its own.
+    type: list
+    elements: path
+    default: []
+    version_added: 0.5.0
 extends_documentation_fragment:
   - swiftlinux.deploy.read_only
 attributes:
@@ -121,6 +129,13 @@ host:
       description: What C(systemctl is-active) printed for O(unit) (V(active), V(inactive), V(failed), ...); V(null) without O(unit).
       type: str
       sample: active
+    paths:
+      description:
+        - Each of O(paths), V(null) when nothing is there, else its C(type) (V(directory), V(file), V(link) or
+          V(other)); a link is not followed but its C(target) is given, and a directory lists the sorted names of
+          at most 256 C(entries) (C(truncated) says whether there were more).
+      type: dict
+      sample: {"/opt/my-service/releases": {"type": "directory", "entries": ["3f2a9c0d1e2b4a5c"], "truncated": false}}
 """
 
 import os
@@ -131,6 +146,7 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._host import (
     glibc_version,
     highest_glibcxx,
     native_libraries,
+    path_info,
     port_in_use,
 )
 
@@ -166,12 +182,16 @@ def main():
             port=dict(type="int"),
             port_host=dict(type="str", default="127.0.0.1"),
             unit=dict(type="str"),
+            paths=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )
     port = module.params["port"]
     if port is not None and not 1 <= port <= 65535:
         module.fail_json(msg="port %d is out of range; give a TCP port from 1 to 65535." % port)
+    relative = [path for path in module.params["paths"] if not os.path.isabs(path)]
+    if relative:
+        module.fail_json(msg="paths must be absolute; %s is not." % relative[0])
     if module.params["wait_timeout"] < 1:
         module.fail_json(msg="wait_timeout must be at least 1 second.")
 
@@ -210,6 +230,7 @@ def main():
         libraries=libraries,
         port_in_use=in_use,
         unit_state=unit_state,
+        paths=dict((path, path_info(path)) for path in module.params["paths"]),
     ))
 
 

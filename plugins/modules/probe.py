@@ -18,7 +18,17 @@ description:
   - A bad description (unknown kind, port out of range, V(http) without a port, V(command) without a program,
     a path without a leading C(/), a negative retry count) fails with one sentence before anything is probed.
   - For V(none) the module only waits; the caller checks that the unit or container is still up and was not
-    restarted meanwhile.
+    restarted meanwhile, or names the unit in O(unit) and lets the module check it.
+  - With O(unit), the whole gate of a systemd service is this one call, because a probe can pass while the unit
+    crash-loops (an answer between two restarts).
+options:
+  unit:
+    description:
+      - A systemd unit that must stay up while it is probed. Its restart count is read before the first try; after
+        the last the unit must be active and not restarted meanwhile, or the module fails saying so.
+      - Omit it for containers and for programs that systemd does not run.
+    type: str
+    version_added: 0.5.0
 author:
   - swiftlinux.deploy maintainers (@swiftlinux)
 extends_documentation_fragment:
@@ -46,6 +56,13 @@ EXAMPLES = r"""
       kind: command
       command: [/opt/worker/current/worker-ctl, status]
       timeout: 10
+
+- name: Gate a systemd service in one call, failing when the unit crash-loops although one answer passed
+  swiftlinux.deploy.probe:
+    unit: my-service
+    probe:
+      kind: tcp
+      port: 8080
 """
 
 RETURN = r"""
@@ -66,6 +83,11 @@ last:
   returned: always
   type: str
   sample: "HTTP 503: starting"
+unit_state:
+  description: The unit's C(ActiveState), C(SubState) and C(NRestarts) after the probe, and C(restarts) during it.
+  returned: when O(unit) is given and not in check mode
+  type: dict
+  sample: {"ActiveState": "active", "SubState": "running", "NRestarts": "0", "restarts": 0}
 summary:
   description: One line saying what was probed and how it ended.
   returned: always
@@ -79,7 +101,9 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._probe import (
     ProbeError,
     describe,
     failure_message,
+    parse_unit_state,
     run,
+    unit_failure_message,
     validate,
 )
 
@@ -100,7 +124,7 @@ PROBE_SPEC = dict(
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(probe=dict(type="dict", required=True, options=PROBE_SPEC)),
+        argument_spec=dict(probe=dict(type="dict", required=True, options=PROBE_SPEC), unit=dict(type="str")),
         supports_check_mode=True,
     )
     try:
@@ -110,10 +134,26 @@ def main():
     if module.check_mode:
         module.exit_json(changed=False, ok=True, attempts=0, elapsed=0.0, last="",
                          summary="%s: not probed in check mode" % describe(probe))
+    unit = module.params["unit"]
+    before = _unit_state(module, unit) if unit else None
     result = run(probe)
     if not result["ok"]:
         module.fail_json(msg=failure_message(probe, result), **result)
+    if unit:
+        state = result["unit_state"] = _unit_state(module, unit)
+        state["restarts"] = int(state["NRestarts"] or 0) - int(before["NRestarts"] or 0)
+        if state["ActiveState"] != "active" or state["restarts"] > 0:
+            module.fail_json(msg=unit_failure_message(state, result), **result)
     module.exit_json(changed=False, **result)
+
+
+def _unit_state(module, unit):
+    """ActiveState, SubState and NRestarts of a unit, as systemctl show prints them."""
+    rc, out, err = module.run_command(["systemctl", "show", "--property=ActiveState,SubState,NRestarts", "--", unit])
+    if rc != 0:
+        module.fail_json(msg="Could not ask systemd about unit %s (systemctl said: %s); check that systemd runs on "
+                             "the host and the unit name is right." % (unit, (err or out).strip()[:200]))
+    return parse_unit_state(out)
 
 
 if __name__ == "__main__":

@@ -273,6 +273,8 @@ def _present(module, root, release_id, result):
         if bad:
             raise ReleaseError("installed release %s is damaged (%s); remove %s and deploy again"
                                % (release_id, ", ".join(bad), final))
+        if staging and os.path.isdir(staging) and not module.check_mode:
+            shutil.rmtree(staging, ignore_errors=True)  # an upload of what is installed; ours (_check_staging)
     result["changed"] = install or before != release_id
     if module.check_mode or not result["changed"]:
         return result

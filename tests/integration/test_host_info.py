@@ -56,13 +56,23 @@ def test_port_in_use_and_free():
         assert run_module("host_info", {"port": free})["host"]["port_in_use"] is False
 
 
+def test_paths_are_described_without_following_links(tmp_path):
+    (tmp_path / "releases" / "r1").mkdir(parents=True)
+    (tmp_path / "current").symlink_to("releases/r1")
+    asked = [str(tmp_path / "releases"), str(tmp_path / "current"), str(tmp_path / "none")]
+    paths = run_module("host_info", {"paths": asked})["host"]["paths"]
+    assert paths == {asked[0]: {"type": "directory", "entries": ["r1"], "truncated": False},
+                     asked[1]: {"type": "link", "target": "releases/r1"}, asked[2]: None}
+
+
 @pytest.mark.parametrize(("args", "needles"), [
     ({"port": 0}, ["port 0 is out of range", "1 to 65535"]),
     ({"port": 70000}, ["port 70000 is out of range"]),
     ({"wait_timeout": 0}, ["wait_timeout must be at least 1"]),
     ({"port": 8080, "port_host": "no such host.invalid"}, ["could not check port 8080", "port_host"]),
     ({"port": "eighty"}, ["port"]),
-], ids=["port-zero", "port-range", "wait-timeout", "port-host", "port-not-int"])
+    ({"paths": ["releases"]}, ["paths must be absolute; releases is not"]),
+], ids=["port-zero", "port-range", "wait-timeout", "port-host", "port-not-int", "relative-path"])
 def test_bad_inputs_give_one_clear_error(args, needles):
     assert_one_clear_error(run_module("host_info", args), *needles)
 
@@ -98,3 +108,12 @@ def test_without_waiting_the_unbooted_host_is_still_described(unbooted_host):
     assert host["architecture"] == os.uname().machine
     assert host["systemd_version"] >= 252
     assert host["systemd_state"] == "offline"
+
+
+def test_probe_gating_a_unit_where_systemd_does_not_answer_fails_clearly(unbooted_host):
+    result = run_playbook(PLAYBOOK, unbooted_host.name, {"wait": False, "timeout": 5, "probe_unit": "no-such-unit"})
+    assert result.rc != 0
+    assert len(result.failures) == 1, result.failures
+    assert "Could not ask systemd about unit no-such-unit" in result.failures[0]
+    assert "check that systemd runs on the host" in result.failures[0]
+    assert "Traceback" not in result.output

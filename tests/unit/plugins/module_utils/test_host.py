@@ -75,3 +75,25 @@ def test_ldconfig_cache_prefers_the_native_abi():
     native = {"libz.so.1": "/lib/x86_64-linux-gnu/libz.so.1", "libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6"}
     assert _host.native_libraries(text, "x86_64") == native
     assert _host.native_libraries(text, "an-unknown-machine")["libz.so.1"] == "/usr/lib/i386-linux-gnu/libz.so.1"
+
+
+def test_path_info_names_what_is_there_without_following_links(tmp_path):
+    releases = tmp_path / "releases"
+    (releases / "b1").mkdir(parents=True)
+    (releases / "a2").mkdir()
+    (releases / ".staging-c3").mkdir()
+    (tmp_path / "current").symlink_to("releases/b1")
+    (tmp_path / "file").write_text("x")
+    assert _host.path_info(str(releases)) == {"type": "directory", "entries": [".staging-c3", "a2", "b1"],
+                                              "truncated": False}
+    assert _host.path_info(str(tmp_path / "current")) == {"type": "link", "target": "releases/b1"}
+    assert _host.path_info(str(tmp_path / "file")) == {"type": "file"}
+    assert _host.path_info(str(tmp_path / "missing")) is None
+    assert _host.path_info(str(tmp_path / "file" / "below")) is None
+
+
+def test_path_info_lists_at_most_the_limit(tmp_path):
+    for index in range(5):
+        (tmp_path / str(index)).mkdir()
+    assert _host.path_info(str(tmp_path), limit=3) == {"type": "directory", "entries": ["0", "1", "2"],
+                                                       "truncated": True}

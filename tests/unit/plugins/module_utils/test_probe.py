@@ -13,6 +13,7 @@ import pytest
 
 from support import run_module
 
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _probe
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._probe import ProbeError, failure_message, run, validate
 
 FAST = dict(retries=2, delay=0.05, timeout=2)
@@ -208,3 +209,16 @@ def test_module_check_mode_does_not_probe(closed_port):
     result = run_module("probe", {"probe": {"kind": "tcp", "port": closed_port}}, check_mode=True)
     assert not result.get("failed") and result["ok"] and result["attempts"] == 0, result
     assert "not probed in check mode" in result["summary"]
+
+
+def test_unit_state_is_read_from_systemctl_show():
+    state = _probe.parse_unit_state("ActiveState=activating\nSubState=auto-restart\nNRestarts=3\nOther=x\n")
+    assert state == {"ActiveState": "activating", "SubState": "auto-restart", "NRestarts": "3"}
+    assert _probe.parse_unit_state("") == {"ActiveState": "", "SubState": "", "NRestarts": "0"}
+
+
+def test_unit_failure_names_the_state_and_the_restarts():
+    state = dict(ActiveState="active", SubState="running", NRestarts="4", restarts=2)
+    message = _probe.unit_failure_message(state, {"summary": "GET /health: passed on attempt 1"})
+    assert message == ("the unit is active (running) and was restarted 2 time(s) during the probe "
+                       "(GET /health: passed on attempt 1)")

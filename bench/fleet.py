@@ -1,0 +1,235 @@
+"""Fleet speed of the service role: a first deploy and an unchanged re-run to 1, 4 and 8 systemd hosts, over the
+docker connection and over SSH, with the round-trips each host costs; writes docs/fleet-benchmark.md and
+docs/fleet-benchmark.json.
+
+The hosts are bookworm test hosts booted with systemd as PID 1 (swiftlinux-bench-fleet-<n>) on the host network, so
+that each one's sshd can listen on a port of its own on 127.0.0.1 (no bridge, no private address); each runs the
+program on a port of its own. Over SSH, ansible's usual ControlMaster/ControlPersist settings apply. The program is
+http-service built static_executable, gated by an http probe of /health. Every play runs with -f 8 and pipelining on
+(ansible.cfg); wall-clock times include ansible-playbook start-up.
+
+Round-trips are counted from -vvv output: every command the connection runs on a host (a docker exec, or an ssh
+exec or transfer) is one, and the count is divided by the number of hosts.
+
+Hosts are made fresh for every (transport, fleet size, run), so each "first" deploy is a real first deploy. The
+SSH-capable image (swiftlinux-bench-ssh:bookworm) is the bookworm test host plus openssh-server, made once with apt.
+Run: .venv/bin/python bench/fleet.py [--runs N] [--sizes 1,4,8] [--transports docker,ssh]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from support import REPO, SYSTEMD_HOST, built_fixture, tool_env  # noqa: E402
+
+PREFIX = "swiftlinux-bench-fleet-"
+SSH_IMAGE = "swiftlinux-bench-ssh:bookworm"
+BASE_PORT = 18600  # host n serves on BASE_PORT + n and, over SSH, listens for ssh on SSH_PORT + n (127.0.0.1)
+SSH_PORT = 18700
+PLAYBOOK = REPO / "bench" / "fleet.yml"
+# One remote command per line of -vvv output: docker exec for the docker connection, ssh/sftp/scp for SSH.
+ROUND_TRIP = re.compile(r"^<[^>]+> (?:EXEC \[|SSH: EXEC (?:ssh|sftp|scp) )", re.MULTILINE)
+
+
+def ssh_image(client) -> None:
+    """The bookworm test host with openssh-server, made once (cached by tag)."""
+    try:
+        client.images.get(SSH_IMAGE)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    print(f"making {SSH_IMAGE} (apt-get install openssh-server)", flush=True)
+    builder = client.containers.run("swiftlinux-testhost:bookworm", command=["sleep", "infinity"], network_mode="host",
+                                    name=PREFIX + "ssh-image", detach=True, labels={"swiftlinux.test": "bench"})
+    try:
+        result = builder.exec_run(["sh", "-c", "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                                   "-q --no-install-recommends openssh-server && apt-get clean"])
+        if result.exit_code != 0:
+            raise SystemExit(f"could not install openssh-server in the test host:\n{result.output.decode()[-2000:]}")
+        builder.commit(*SSH_IMAGE.split(":"), conf={"Cmd": ["/lib/systemd/systemd"]})
+    finally:
+        builder.remove(force=True)
+
+
+def put_file(container, path: str, text: str, mode: int) -> None:
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        info = tarfile.TarInfo(os.path.basename(path))
+        info.size, info.mode = len(text.encode()), mode
+        tar.addfile(info, io.BytesIO(text.encode()))
+    container.put_archive(os.path.dirname(path), data.getvalue())
+
+
+def start_hosts(client, count: int, transport: str, public_key: str) -> list:
+    remove_hosts(client)
+    hosts = []
+    for index in range(count):
+        options = {**SYSTEMD_HOST, "network_mode": "host", "labels": {"swiftlinux.test": "bench"}}
+        options.pop("detach")
+        container = client.containers.create(SSH_IMAGE if transport == "ssh" else "swiftlinux-testhost:bookworm",
+                                             name=f"{PREFIX}{index}", tmpfs={"/run": "", "/run/lock": "", "/tmp": ""},
+                                             **options)
+        if transport == "ssh":
+            put_file(container, "/etc/ssh/sshd_config.d/bench.conf",
+                     f"ListenAddress 127.0.0.1:{SSH_PORT + index}\nPasswordAuthentication no\n", 0o644)
+            put_file(container, "/root/.ssh/authorized_keys", public_key, 0o600)
+        container.start()
+        hosts.append(container)
+    for container in hosts:
+        deadline = time.monotonic() + 120
+        while True:
+            state = container.exec_run("systemctl is-system-running --wait").output.decode().strip()
+            if state in ("running", "degraded") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if state not in ("running", "degraded"):
+            raise SystemExit(f"{container.name} did not boot: {state}")
+    return hosts
+
+
+def remove_hosts(client) -> None:
+    for container in client.containers.list(all=True, filters={"name": f"^{PREFIX}[0-9]+$"}):
+        container.remove(force=True)
+
+
+def inventory(count: int, transport: str, key: Path, artifact: Path) -> dict:
+    hosts = {}
+    for index in range(count):
+        port = BASE_PORT + index
+        if transport == "ssh":
+            connection = {"ansible_connection": "ansible.builtin.ssh", "ansible_host": "127.0.0.1",
+                          "ansible_port": SSH_PORT + index, "ansible_user": "root",
+                          "ansible_ssh_private_key_file": str(key),
+                          "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}
+        else:
+            connection = {"ansible_connection": "community.docker.docker", "ansible_host": f"{PREFIX}{index}"}
+        hosts[f"fleet-{index}"] = {**connection, "ansible_python_interpreter": "/usr/bin/python3",
+                                   "service_args": ["--bind", "127.0.0.1", "--port", str(port)],
+                                   "service_port": port,
+                                   "service_probe": {"kind": "http", "port": port, "path": "/health"}}
+    return {"all": {"children": {"fleet": {"hosts": hosts,
+                                           "vars": {"service_name": "bench-http", "service_artifact": str(artifact)}}}}}
+
+
+def deploy(inventory_path: Path, count: int) -> dict:
+    env = tool_env()
+    env.update(ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    start = time.monotonic()
+    proc = subprocess.run(["ansible-playbook", "-vvv", "-f", "8", "-i", str(inventory_path), str(PLAYBOOK)],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=1800, check=False)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"deploy to {count} host(s) failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    recap = re.findall(r"^fleet-\d+\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.MULTILINE)
+    if len(recap) != count:
+        raise SystemExit(f"expected a recap line for each of {count} host(s):\n{proc.stdout[-3000:]}")
+    trips = len(ROUND_TRIP.findall(proc.stdout))
+    return {"seconds": round(elapsed, 2), "changed": sum(int(c) for c in recap), "round_trips_per_host": trips / count}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--sizes", default="1,4,8")
+    parser.add_argument("--transports", default="docker,ssh")
+    options = parser.parse_args()
+    sizes = [int(size) for size in options.sizes.split(",")]
+    transports = options.transports.split(",")
+    client = docker.from_env()
+    if "ssh" in transports:
+        ssh_image(client)
+    artifact = Path(built_fixture("http-service", "static_executable")["manifest"]).parent
+    results = []
+    with tempfile.TemporaryDirectory(prefix="swiftlinux-bench-fleet-") as work:
+        key = Path(work) / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        public_key = (key.with_suffix(".pub")).read_text()
+        try:
+            for run in range(options.runs):
+                for transport in transports:
+                    for count in sizes:
+                        start_hosts(client, count, transport, public_key)
+                        path = Path(work) / f"inventory-{transport}-{count}.json"
+                        path.write_text(json.dumps(inventory(count, transport, key, artifact)))
+                        first = deploy(path, count)
+                        again = deploy(path, count)
+                        if first["changed"] == 0 or again["changed"] != 0:
+                            raise SystemExit(f"{transport}, {count} host(s): first run changed {first['changed']}, "
+                                             f"re-run changed {again['changed']} (expected >0 and 0)")
+                        row = {"run": run + 1, "transport": transport, "hosts": count, "first": first, "again": again}
+                        print(json.dumps(row), flush=True)
+                        results.append(row)
+        finally:
+            remove_hosts(client)
+    write_report(results, options)
+
+
+def median(results: list, transport: str, count: int, phase: str, field: str = "seconds") -> float:
+    return statistics.median(row[phase][field] for row in results if row["transport"] == transport
+                             and row["hosts"] == count)
+
+
+def spread(results: list, transport: str, count: int, phase: str) -> str:
+    values = [row[phase]["seconds"] for row in results if row["transport"] == transport and row["hosts"] == count]
+    return f"{min(values):.1f}–{max(values):.1f}" if len(values) > 1 else "one run"
+
+
+def write_report(results: list, options) -> None:
+    sizes = sorted({row["hosts"] for row in results})
+    transports = list(dict.fromkeys(row["transport"] for row in results))
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
+    rows = []
+    for transport in transports:
+        for count in sizes:
+            first, again = median(results, transport, count, "first"), median(results, transport, count, "again")
+            rows.append(f"| {transport} | {count} | {first:.1f} s ({spread(results, transport, count, 'first')}) | "
+                        f"{again:.1f} s ({spread(results, transport, count, 'again')}) | {again / first:.2f} | "
+                        f"{median(results, transport, count, 'first', 'round_trips_per_host'):.0f} | "
+                        f"{median(results, transport, count, 'again', 'round_trips_per_host'):.0f} |")
+    scaling = []
+    for transport in transports:
+        if 1 in sizes and max(sizes) > 1:
+            big = max(sizes)
+            scaling.append(f"- {transport}: a first deploy to {big} hosts takes "
+                           f"{median(results, transport, big, 'first') / median(results, transport, 1, 'first'):.2f}x "
+                           f"a deploy to 1 host; an unchanged re-run "
+                           f"{median(results, transport, big, 'again') / median(results, transport, 1, 'again'):.2f}x.")
+    report = f"""# Fleet speed: the service role on 1 to {max(sizes)} hosts
+
+`make bench-fleet` (bench/fleet.py --runs {options.runs}) on this machine ({machine}).
+Each cell is the median over {options.runs} run(s) with the min–max in brackets; hosts are fresh bookworm systemd
+hosts for every run, the program is http-service built `static_executable`, and every play uses `-f 8` with
+pipelining. Round-trips are the commands the connection ran on each host (docker exec, or ssh exec and transfers).
+
+| transport | hosts | first deploy | unchanged re-run | re-run / first | round-trips per host, first | round-trips per host, re-run |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+{chr(10).join(scaling)}
+
+An unchanged re-run ships no file: the release module finds the release the host already holds (host_info lists them)
+and the only host calls are host_info, the service group and user, the release check, the unit link, the unit state
+and the probe gate.
+"""
+    (REPO / "docs" / "fleet-benchmark.md").write_text(report)
+    (REPO / "docs" / "fleet-benchmark.json").write_text(json.dumps({"machine": machine, "runs": results}, indent=1)
+                                                        + "\n")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
