@@ -1,6 +1,9 @@
-"""Fleet speed of the service role: a first deploy and an unchanged re-run to 1, 4 and 8 systemd hosts, over the
-docker connection and over SSH, with the round-trips each host costs; writes docs/fleet-benchmark.md and
-docs/fleet-benchmark.json.
+"""Fleet speed: a first deploy and an unchanged re-run to 1, 4 and 8 hosts, with the round-trips each host costs;
+writes docs/fleet-benchmark.md, docs/fleet-benchmark.json and docs/fleet-benchmark.png.
+
+Three deliveries: the service role over the docker connection, the service role over SSH, and the container role,
+whose "hosts" are containers on this machine's one engine (connection local; this measures the controller's side of
+a container fleet, since this machine has one engine).
 
 The hosts are bookworm test hosts booted with systemd as PID 1 (swiftlinux-bench-fleet-<n>) on the host network, so
 that each one's sshd can listen on a port of its own on 127.0.0.1 (no bridge, no private address); each runs the
@@ -11,9 +14,9 @@ http-service built static_executable, gated by an http probe of /health. Every p
 Round-trips are counted from -vvv output: every command the connection runs on a host (a docker exec, or an ssh
 exec or transfer) is one, and the count is divided by the number of hosts.
 
-Hosts are made fresh for every (transport, fleet size, run), so each "first" deploy is a real first deploy. The
+Hosts are made fresh for every (delivery, fleet size, run), so each "first" deploy is a real first deploy. The
 SSH-capable image (swiftlinux-bench-ssh:bookworm) is the bookworm test host plus openssh-server, made once with apt.
-Run: .venv/bin/python bench/fleet.py [--runs N] [--sizes 1,4,8] [--transports docker,ssh]
+Run: .venv/bin/python bench/fleet.py [--runs N] [--sizes 1,4,8] [--deliveries service-docker,service-ssh,container]
 """
 from __future__ import annotations
 
@@ -34,13 +37,15 @@ from pathlib import Path
 import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from support import REPO, SYSTEMD_HOST, built_fixture, tool_env  # noqa: E402
+from support import REPO, SYSTEMD_HOST, built_fixture, run_module, tool_env  # noqa: E402
 
 PREFIX = "swiftlinux-bench-fleet-"
 SSH_IMAGE = "swiftlinux-bench-ssh:bookworm"
 BASE_PORT = 18600  # host n serves on BASE_PORT + n and, over SSH, listens for ssh on SSH_PORT + n (127.0.0.1)
 SSH_PORT = 18700
 PLAYBOOK = REPO / "bench" / "fleet.yml"
+IMAGE = "swiftlinux-bench/fleet-http:1"
+DELIVERIES = ("service-docker", "service-ssh", "container")
 # One remote command per line of -vvv output: docker exec for the docker connection, ssh/sftp/scp for SSH.
 ROUND_TRIP = re.compile(r"^<[^>]+> (?:EXEC \[|SSH: EXEC (?:ssh|sftp|scp) )", re.MULTILINE)
 
@@ -74,8 +79,11 @@ def put_file(container, path: str, text: str, mode: int) -> None:
     container.put_archive(os.path.dirname(path), data.getvalue())
 
 
-def start_hosts(client, count: int, transport: str, public_key: str) -> list:
+def start_hosts(client, count: int, delivery: str, public_key: str) -> list:
     remove_hosts(client)
+    if delivery == "container":
+        return []  # the container role makes its own containers on this engine
+    transport = delivery.split("-")[1]
     hosts = []
     for index in range(count):
         options = {**SYSTEMD_HOST, "network_mode": "host", "labels": {"swiftlinux.test": "bench"}}
@@ -102,15 +110,23 @@ def start_hosts(client, count: int, transport: str, public_key: str) -> list:
 
 
 def remove_hosts(client) -> None:
-    for container in client.containers.list(all=True, filters={"name": f"^{PREFIX}[0-9]+$"}):
+    for container in client.containers.list(all=True, filters={"name": f"^{PREFIX}c?[0-9]+$"}):
         container.remove(force=True)
 
 
-def inventory(count: int, transport: str, key: Path, artifact: Path) -> dict:
+def inventory(count: int, delivery: str, key: Path, artifact: Path) -> dict:
     hosts = {}
     for index in range(count):
         port = BASE_PORT + index
-        if transport == "ssh":
+        if delivery == "container":
+            hosts[f"fleet-{index}"] = {
+                "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                "container_name": f"{PREFIX}c{index}", "container_image": IMAGE, "container_pull": "missing",
+                "container_command": ["--bind", "127.0.0.1", "--port", str(port)], "container_port": port,
+                "container_probe": {"kind": "http", "port": port, "path": "/health"},
+                "container_labels": {"swiftlinux.test": "bench"}}
+            continue
+        if delivery == "service-ssh":
             connection = {"ansible_connection": "ansible.builtin.ssh", "ansible_host": "127.0.0.1",
                           "ansible_port": SSH_PORT + index, "ansible_user": "root",
                           "ansible_ssh_private_key_file": str(key),
@@ -121,8 +137,21 @@ def inventory(count: int, transport: str, key: Path, artifact: Path) -> dict:
                                    "service_args": ["--bind", "127.0.0.1", "--port", str(port)],
                                    "service_port": port,
                                    "service_probe": {"kind": "http", "port": port, "path": "/health"}}
-    return {"all": {"children": {"fleet": {"hosts": hosts,
-                                           "vars": {"service_name": "bench-http", "service_artifact": str(artifact)}}}}}
+    role = "swiftlinux.deploy.container" if delivery == "container" else "swiftlinux.deploy.service"
+    return {"all": {"children": {"fleet": {"hosts": hosts, "vars": {
+        "fleet_role": role, "service_name": "bench-http", "service_artifact": str(artifact)}}}}}
+
+
+def container_image(client, artifact: Path) -> None:
+    """The scratch-static image of the program, loaded into this engine once (the container role then finds it)."""
+    with tempfile.TemporaryDirectory(prefix="swiftlinux-bench-fleet-image-") as work:
+        archive = Path(work) / "image.tar"
+        built = run_module("oci_image", {"executable": str(artifact / "http-service"), "name": IMAGE.split(":")[0],
+                                         "tag": IMAGE.split(":")[1], "format": "archive", "dest": str(archive)})
+        if built.get("failed"):
+            raise SystemExit(f"oci_image failed: {built['msg']}")
+        with archive.open("rb") as stream:
+            client.images.load(stream.read())
 
 
 def deploy(inventory_path: Path, count: int) -> dict:
@@ -145,14 +174,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--sizes", default="1,4,8")
-    parser.add_argument("--transports", default="docker,ssh")
+    parser.add_argument("--deliveries", default=",".join(DELIVERIES))
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
-    transports = options.transports.split(",")
+    deliveries = options.deliveries.split(",")
+    unknown = set(deliveries) - set(DELIVERIES)
+    if unknown:
+        raise SystemExit(f"unknown deliveries {sorted(unknown)}; choose from {', '.join(DELIVERIES)}")
     client = docker.from_env()
-    if "ssh" in transports:
+    if "service-ssh" in deliveries:
         ssh_image(client)
     artifact = Path(built_fixture("http-service", "static_executable")["manifest"]).parent
+    if "container" in deliveries:
+        container_image(client, artifact)
     results = []
     with tempfile.TemporaryDirectory(prefix="swiftlinux-bench-fleet-") as work:
         key = Path(work) / "id_ed25519"
@@ -160,68 +194,99 @@ def main() -> None:
         public_key = (key.with_suffix(".pub")).read_text()
         try:
             for run in range(options.runs):
-                for transport in transports:
+                for delivery in deliveries:
                     for count in sizes:
-                        start_hosts(client, count, transport, public_key)
-                        path = Path(work) / f"inventory-{transport}-{count}.json"
-                        path.write_text(json.dumps(inventory(count, transport, key, artifact)))
+                        start_hosts(client, count, delivery, public_key)
+                        path = Path(work) / f"inventory-{delivery}-{count}.json"
+                        path.write_text(json.dumps(inventory(count, delivery, key, artifact)))
                         first = deploy(path, count)
                         again = deploy(path, count)
                         if first["changed"] == 0 or again["changed"] != 0:
-                            raise SystemExit(f"{transport}, {count} host(s): first run changed {first['changed']}, "
+                            raise SystemExit(f"{delivery}, {count} host(s): first run changed {first['changed']}, "
                                              f"re-run changed {again['changed']} (expected >0 and 0)")
-                        row = {"run": run + 1, "transport": transport, "hosts": count, "first": first, "again": again}
+                        row = {"run": run + 1, "delivery": delivery, "hosts": count, "first": first, "again": again}
                         print(json.dumps(row), flush=True)
                         results.append(row)
         finally:
             remove_hosts(client)
+            for container in client.containers.list(all=True, filters={"label": "swiftlinux.test=bench"}):
+                if container.name.startswith(PREFIX):
+                    container.remove(force=True)
     write_report(results, options)
 
 
-def median(results: list, transport: str, count: int, phase: str, field: str = "seconds") -> float:
-    return statistics.median(row[phase][field] for row in results if row["transport"] == transport
+def chart(results: list, sizes: list, deliveries: list) -> None:
+    """docs/fleet-benchmark.png: median seconds by fleet size, first deploy and re-run, one line per delivery."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 4))
+    for delivery in deliveries:
+        for phase, style in (("first", "-o"), ("again", "--s")):
+            axes.plot(sizes, [median(results, delivery, count, phase) for count in sizes], style,
+                      label=f"{delivery}, {'first deploy' if phase == 'first' else 'unchanged re-run'}")
+    axes.set_xlabel("hosts")
+    axes.set_ylabel("seconds (median)")
+    axes.set_xticks(sizes)
+    axes.set_ylim(bottom=0)
+    axes.set_title(f"Fleet deploy time ({platform.machine()}, {os.cpu_count()} cores, -f 8)")
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(REPO / "docs" / "fleet-benchmark.png", dpi=100)
+
+
+def median(results: list, delivery: str, count: int, phase: str, field: str = "seconds") -> float:
+    return statistics.median(row[phase][field] for row in results if row["delivery"] == delivery
                              and row["hosts"] == count)
 
 
-def spread(results: list, transport: str, count: int, phase: str) -> str:
-    values = [row[phase]["seconds"] for row in results if row["transport"] == transport and row["hosts"] == count]
+def spread(results: list, delivery: str, count: int, phase: str) -> str:
+    values = [row[phase]["seconds"] for row in results if row["delivery"] == delivery and row["hosts"] == count]
     return f"{min(values):.1f}–{max(values):.1f}" if len(values) > 1 else "one run"
 
 
 def write_report(results: list, options) -> None:
     sizes = sorted({row["hosts"] for row in results})
-    transports = list(dict.fromkeys(row["transport"] for row in results))
+    deliveries = list(dict.fromkeys(row["delivery"] for row in results))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
     rows = []
-    for transport in transports:
+    for delivery in deliveries:
         for count in sizes:
-            first, again = median(results, transport, count, "first"), median(results, transport, count, "again")
-            rows.append(f"| {transport} | {count} | {first:.1f} s ({spread(results, transport, count, 'first')}) | "
-                        f"{again:.1f} s ({spread(results, transport, count, 'again')}) | {again / first:.2f} | "
-                        f"{median(results, transport, count, 'first', 'round_trips_per_host'):.0f} | "
-                        f"{median(results, transport, count, 'again', 'round_trips_per_host'):.0f} |")
+            first, again = median(results, delivery, count, "first"), median(results, delivery, count, "again")
+            rows.append(f"| {delivery} | {count} | {first:.1f} s ({spread(results, delivery, count, 'first')}) | "
+                        f"{again:.1f} s ({spread(results, delivery, count, 'again')}) | {again / first:.2f} | "
+                        f"{median(results, delivery, count, 'first', 'round_trips_per_host'):.0f} | "
+                        f"{median(results, delivery, count, 'again', 'round_trips_per_host'):.0f} |")
     scaling = []
-    for transport in transports:
+    for delivery in deliveries:
         if 1 in sizes and max(sizes) > 1:
             big = max(sizes)
-            scaling.append(f"- {transport}: a first deploy to {big} hosts takes "
-                           f"{median(results, transport, big, 'first') / median(results, transport, 1, 'first'):.2f}x "
+            scaling.append(f"- {delivery}: a first deploy to {big} hosts takes "
+                           f"{median(results, delivery, big, 'first') / median(results, delivery, 1, 'first'):.2f}x "
                            f"a deploy to 1 host; an unchanged re-run "
-                           f"{median(results, transport, big, 'again') / median(results, transport, 1, 'again'):.2f}x.")
-    report = f"""# Fleet speed: the service role on 1 to {max(sizes)} hosts
+                           f"{median(results, delivery, big, 'again') / median(results, delivery, 1, 'again'):.2f}x.")
+    chart(results, sizes, deliveries)
+    report = f"""# Fleet speed: the service and container roles on 1 to {max(sizes)} hosts
 
 `make bench-fleet` (bench/fleet.py --runs {options.runs}) on this machine ({machine}).
 Each cell is the median over {options.runs} run(s) with the min–max in brackets; hosts are fresh bookworm systemd
 hosts for every run, the program is http-service built `static_executable`, and every play uses `-f 8` with
-pipelining. Round-trips are the commands the connection ran on each host (docker exec, or ssh exec and transfers).
+pipelining. Round-trips are the commands the connection ran on each host (docker exec, or ssh exec and transfers); the
+container role's hosts are containers on this machine's engine, reached with the local connection, so it has none.
 
-| transport | hosts | first deploy | unchanged re-run | re-run / first | round-trips per host, first | round-trips per host, re-run |
+![first deploy and unchanged re-run by fleet size](fleet-benchmark.png)
+
+| delivery | hosts | first deploy | unchanged re-run | re-run / first | round-trips per host, first | round-trips per host, re-run |
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 {chr(10).join(scaling)}
 
-An unchanged re-run ships no file: the release module finds the release the host already holds (host_info lists them)
+Over SSH, ansible's default ControlMaster/ControlPersist keeps one connection per host for the whole play, and
+pipelining sends each module over it without a temporary file; over the docker connection every round-trip is a
+`docker exec`. For the service role, an unchanged re-run ships no file: the release module finds the release the host already holds (host_info lists them)
 and the only host calls are host_info, the service group and user, the release check, the unit link, the unit state
 and the probe gate.
 """

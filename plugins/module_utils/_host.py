@@ -9,7 +9,9 @@ The host is trusted (it is in the inventory), but reads stay bounded all the sam
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 import socket
 import stat
@@ -109,3 +111,16 @@ def path_info(path, limit=PATH_ENTRIES_LIMIT):
             names = []
         return dict(type="directory", entries=names[:limit], truncated=len(names) > limit)
     return dict(type="file" if stat.S_ISREG(mode) else "other")
+
+
+def user_info(name):
+    """uid, primary group name, home and shell of a user, or None when there is no such user."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    try:
+        group = grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        group = None
+    return dict(uid=entry.pw_uid, group=group, home=entry.pw_dir, shell=entry.pw_shell)

@@ -44,9 +44,15 @@ options:
     default: 127.0.0.1
   unit:
     description:
-      - A systemd unit whose state to report in RV(host.unit_state), for example the service that may already hold
-        O(port).
+      - A systemd unit whose state to report in RV(host.unit_state) and RV(host.unit_file_state), for example the
+        service that may already hold O(port).
     type: str
+  user:
+    description:
+      - A user to look up; RV(host.user) gives its uid, primary group, home and shell, so that a caller can skip
+        creating a user that is already as it should be.
+    type: str
+    version_added: 0.5.0
   paths:
     description:
       - Absolute paths to look at, each answered in RV(host.paths), so that a caller learns for example which
@@ -129,6 +135,14 @@ host:
       description: What C(systemctl is-active) printed for O(unit) (V(active), V(inactive), V(failed), ...); V(null) without O(unit).
       type: str
       sample: active
+    unit_file_state:
+      description: What C(systemctl is-enabled) printed for O(unit) (V(enabled), V(disabled), V(not-found), ...); V(null) without O(unit).
+      type: str
+      sample: enabled
+    user:
+      description: O(user)'s C(uid), primary C(group) name, C(home) and C(shell), or V(null) when there is no such user or no O(user).
+      type: dict
+      sample: {"uid": 998, "group": "my-service", "home": "/opt/my-service", "shell": "/usr/sbin/nologin"}
     paths:
       description:
         - Each of O(paths), V(null) when nothing is there, else its C(type) (V(directory), V(file), V(link) or
@@ -148,6 +162,7 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._host import (
     native_libraries,
     path_info,
     port_in_use,
+    user_info,
 )
 
 
@@ -182,6 +197,7 @@ def main():
             port=dict(type="int"),
             port_host=dict(type="str", default="127.0.0.1"),
             unit=dict(type="str"),
+            user=dict(type="str"),
             paths=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
@@ -211,9 +227,10 @@ def main():
     systemd_version = int(words[1]) if rc == 0 and len(words) > 1 and words[1].isdigit() else None
     if state is None and rc is not None:
         state = _systemctl(module, "is-system-running")[1] or None
-    unit_state = None
+    unit_state = unit_file_state = None
     if module.params["unit"] and rc is not None:
         unit_state = _systemctl(module, "is-active", "--", module.params["unit"])[1] or None
+        unit_file_state = _systemctl(module, "is-enabled", "--", module.params["unit"])[1] or None
     try:
         in_use = port_in_use(module.params["port_host"], port) if port is not None else None
     except (OSError, ValueError) as exc:
@@ -230,6 +247,8 @@ def main():
         libraries=libraries,
         port_in_use=in_use,
         unit_state=unit_state,
+        unit_file_state=unit_file_state,
+        user=user_info(module.params["user"]) if module.params["user"] else None,
         paths=dict((path, path_info(path)) for path in module.params["paths"]),
     ))
 

@@ -34,7 +34,8 @@ def test_this_machine_matches_what_other_tools_say():
     assert host["libstdcxx_path"] == os.path.realpath(host["libraries"]["libstdc++.so.6"])
     elf = run_module("elf_info", {"path": host["libstdcxx_path"]})["elf"]
     assert host["glibcxx_version"] == elf["glibcxx_provided"]
-    assert (host["port_in_use"], host["unit_state"]) == (None, None)
+    assert (host["port_in_use"], host["unit_state"], host["unit_file_state"], host["user"]) == (None, None, None, None)
+    assert host["paths"] == {}
 
 
 def test_check_mode_reads_the_same():
@@ -54,6 +55,11 @@ def test_port_in_use_and_free():
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
         assert run_module("host_info", {"port": free})["host"]["port_in_use"] is False
+
+
+def test_a_user_is_described_and_a_missing_one_is_null():
+    assert run_module("host_info", {"user": "root"})["host"]["user"]["uid"] == 0
+    assert run_module("host_info", {"user": "swiftlinux-no-such-user"})["host"]["user"] is None
 
 
 def test_paths_are_described_without_following_links(tmp_path):

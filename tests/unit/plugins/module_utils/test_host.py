@@ -97,3 +97,11 @@ def test_path_info_lists_at_most_the_limit(tmp_path):
         (tmp_path / str(index)).mkdir()
     assert _host.path_info(str(tmp_path), limit=3) == {"type": "directory", "entries": ["0", "1", "2"],
                                                        "truncated": True}
+
+
+def test_user_info_reads_the_password_and_group_databases():
+    import pwd
+
+    root = pwd.getpwuid(0)
+    assert _host.user_info(root.pw_name) == {"uid": 0, "group": "root", "home": root.pw_dir, "shell": root.pw_shell}
+    assert _host.user_info("swiftlinux-no-such-user") is None
