@@ -128,7 +128,7 @@ cores: bootstrap test-hosts $(CORE_VENVS)
 	@$(foreach c,$(CORES),scripts/timed.sh kit-$(c) scripts/kit-molecule.sh .build/cores/$(c) &&) true
 	@scripts/timed.sh kit-venv scripts/kit-molecule.sh $(VENV)
 
-# The kit's example role (tests/kit/kit_example) as a role author runs it: the collection built and installed, then
+# The kit's example role (examples/roles/my_service) as a role author runs it: the collection built and installed, then
 # `molecule test`, on the oldest supported ansible-core and on the venv's.
 kit: bootstrap test-hosts .build/cores/$(CORE_OLDEST)/.installed
 	@scripts/timed.sh kit-$(CORE_OLDEST) scripts/kit-molecule.sh .build/cores/$(CORE_OLDEST)

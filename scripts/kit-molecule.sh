@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the kit's example role (tests/kit/kit_example) the way a role author does, on the ansible-core of one venv:
+# Run the kit's example role (examples/roles/my_service) the way a role author does, on the ansible-core of one venv:
 # the collection built with `ansible-galaxy collection build` and installed into a fresh path, the role copied out of
 # this repository (so neither its ansible.cfg, its .config/molecule nor its collection link applies), then
 # `molecule test`.
@@ -25,8 +25,15 @@ unset ANSIBLE_CONFIG MOLECULE_GLOB
 ansible-galaxy collection build --output-path "$work" "$repo" >/dev/null
 ansible-galaxy collection install --no-deps -p "$work/collections" "$work"/swiftlinux-deploy-*.tar.gz >/dev/null
 for needed in community/docker ansible/posix; do cp -a "$site/$needed" "$work/collections/ansible_collections/$needed"; done
-cp -a "$repo/tests/kit/kit_example" "$work/kit_example"
+cp -a "$repo/examples/roles/my_service" "$work/my_service"
 
-note "molecule test of the kit example on ansible-core $core"
-cd "$work/kit_example"
-MOLECULE_EPHEMERAL_DIRECTORY="$work/ephemeral" molecule test
+# The program my_service deploys: the http-service fixture, built static by the scenario's converge into the build
+# cache make test's builds stage fills (then swift_build finds it current and reports changed=false).
+export MY_SERVICE_PACKAGE="$repo/tests/fixtures/http-service"
+export MY_SERVICE_BUILD_DIR="$repo/.build/test-cache/artifacts/http-service/static_executable"
+base="$work/collections/ansible_collections/swiftlinux/deploy/kit/molecule/base.yml"
+[ -r "$base" ] || die "the installed collection has no kit/molecule/base.yml; check galaxy.yml's build_ignore"
+
+note "molecule test of examples/roles/my_service on ansible-core $core"
+cd "$work/my_service"
+MOLECULE_EPHEMERAL_DIRECTORY="$work/ephemeral" molecule --base-config "$base" test

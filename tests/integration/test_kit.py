@@ -138,12 +138,12 @@ def test_testhost_reuses_an_image_already_built(tmp_path, docker_client):
 @pytest.mark.parametrize("key", ["capabilities", "cgroupns_mode", "volumes", "tmpfs", "network_mode", "pull",
                                  "command", "override_command", "pre_build_image"])
 def test_the_readme_shows_the_example_scenario_platform(key):
-    """The README's "Test your own role" snippet is the example scenario's platform, setting for setting."""
+    """The README's "Test your own role" snippet is the kit's base platform, setting for setting."""
     import yaml
 
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Test your own role", 1)[1].split("\n## ", 1)[0]
     snippet = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     shown = yaml.safe_load(snippet)["platforms"][0]
-    example = yaml.safe_load((REPO / "tests/kit/kit_example/molecule/default/molecule.yml").read_text())
+    example = yaml.safe_load((REPO / "kit/molecule/base.yml").read_text())
     assert shown[key] == example["platforms"][0][key]
