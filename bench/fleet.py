@@ -44,7 +44,8 @@ SSH_IMAGE = "swiftlinux-bench-ssh:bookworm"
 BASE_PORT = 18600  # host n serves on BASE_PORT + n and, over SSH, listens for ssh on SSH_PORT + n (127.0.0.1)
 SSH_PORT = 18700
 PLAYBOOK = REPO / "bench" / "fleet.yml"
-IMAGE = "swiftlinux-bench/fleet-http:1"
+IMAGE_NAME, IMAGE_TAG = "swiftlinux-bench/fleet-http", "1"
+IMAGE = f"{IMAGE_NAME}:{IMAGE_TAG}"
 DELIVERIES = ("service-docker", "service-ssh", "container")
 # One remote command per line of -vvv output: docker exec for the docker connection, ssh/sftp/scp for SSH.
 ROUND_TRIP = re.compile(r"^<[^>]+> (?:EXEC \[|SSH: EXEC (?:ssh|sftp|scp) )", re.MULTILINE)
@@ -146,8 +147,8 @@ def container_image(client, artifact: Path) -> None:
     """The scratch-static image of the program, loaded into this engine once (the container role then finds it)."""
     with tempfile.TemporaryDirectory(prefix="swiftlinux-bench-fleet-image-") as work:
         archive = Path(work) / "image.tar"
-        built = run_module("oci_image", {"executable": str(artifact / "http-service"), "name": IMAGE.split(":")[0],
-                                         "tag": IMAGE.split(":")[1], "format": "archive", "dest": str(archive)})
+        built = run_module("oci_image", {"executable": str(artifact / "http-service"), "name": IMAGE_NAME,
+                                         "tag": IMAGE_TAG, "format": "archive", "dest": str(archive)})
         if built.get("failed"):
             raise SystemExit(f"oci_image failed: {built['msg']}")
         with archive.open("rb") as stream:
@@ -171,7 +172,7 @@ def deploy(inventory_path: Path, count: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--sizes", default="1,4,8")
     parser.add_argument("--deliveries", default=",".join(DELIVERIES))

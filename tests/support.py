@@ -179,15 +179,17 @@ SYSTEMD_HOST = dict(  # systemd as PID 1 without privileged mode; see .config/mo
 )
 
 
-def start_systemd_host(name: str, suite: str = "bookworm", tmpfs: dict | None = None):
-    """Boot a test host container and wait until systemd reports running; the caller removes it."""
+def start_systemd_host(name: str, suite: str = "bookworm", tmpfs: dict | None = None, network_mode: str = "none"):
+    """Boot a test host container and wait until systemd reports running; the caller removes it. With network_mode
+    host it shares this machine's loopback (to reach a registry on 127.0.0.1; give each host its own ports)."""
     import docker  # the SDK is in the venv; imported here so plain unit tests do not need an engine
 
     client = docker.from_env()
     for old in client.containers.list(all=True, filters={"name": f"^{name}$"}):
         old.remove(force=True)
     mounts = {"/run": "", "/run/lock": "", "/tmp": "", **(tmpfs or {})}
-    container = client.containers.run(f"swiftlinux-testhost:{suite}", name=name, tmpfs=mounts, **SYSTEMD_HOST)
+    container = client.containers.run(f"swiftlinux-testhost:{suite}", name=name, tmpfs=mounts,
+                                      **{**SYSTEMD_HOST, "network_mode": network_mode})
     deadline = time.monotonic() + 90
     while True:  # the bus needs a moment before systemctl can even ask
         state = container.exec_run("systemctl is-system-running --wait").output.decode().strip()

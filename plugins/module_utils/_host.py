@@ -94,7 +94,7 @@ PATH_ENTRIES_LIMIT = 256  # names listed for a directory in path_info
 
 
 def path_info(path, limit=PATH_ENTRIES_LIMIT):
-    """What is at path, without following a link: None, or a dict with `type` (directory, file, link or other),
+    """What is at path, without following a link: None, or a dict with `type` (directory, file, link, socket or other),
     `target` for a link and the sorted names of at most `limit` `entries` for a directory."""
     try:
         mode = os.lstat(path).st_mode
@@ -110,6 +110,8 @@ def path_info(path, limit=PATH_ENTRIES_LIMIT):
         except OSError:
             names = []
         return dict(type="directory", entries=names[:limit], truncated=len(names) > limit)
+    if stat.S_ISSOCK(mode):
+        return dict(type="socket")
     return dict(type="file" if stat.S_ISREG(mode) else "other")
 
 

@@ -145,8 +145,8 @@ host:
       sample: {"uid": 998, "group": "my-service", "home": "/opt/my-service", "shell": "/usr/sbin/nologin"}
     paths:
       description:
-        - Each of O(paths), V(null) when nothing is there, else its C(type) (V(directory), V(file), V(link) or
-          V(other)); a link is not followed but its C(target) is given, and a directory lists the sorted names of
+        - Each of O(paths), V(null) when nothing is there, else its C(type) (V(directory), V(file), V(link), V(socket)
+          or V(other)); a link is not followed but its C(target) is given, and a directory lists the sorted names of
           at most 256 C(entries) (C(truncated) says whether there were more).
       type: dict
       sample: {"/opt/my-service/releases": {"type": "directory", "entries": ["3f2a9c0d1e2b4a5c"], "truncated": false}}

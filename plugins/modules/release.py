@@ -72,6 +72,50 @@ options:
     description: How many releases to keep, the current one included; at least 1.
     type: int
     default: 3
+  pull:
+    description:
+      - Install the release from an OCI registry instead of an uploaded staging directory, when C(releases/<id>)
+        does not exist yet. The host fetches the artifact M(swiftlinux.deploy.release_push) pushed, by digest,
+        checks every blob's digest, keeps the blobs in a content-addressed cache (so a code-only release fetches
+        only the program layer), and extracts it into C(releases/.staging-<id>) without Docker; then O(files) are
+        verified as for an upload.
+      - A layer may hold only directories, regular files and relative symbolic links inside the release; anything
+        else fails before the release is used.
+    type: dict
+    version_added: 0.5.0
+    suboptions:
+      reference:
+        description: V(host[:port]/repository@sha256:<digest>), as M(swiftlinux.deploy.release_push) returns it.
+        type: str
+        required: true
+      username:
+        description: User name for the registry.
+        type: str
+      password:
+        description: Password or token for the registry; sent only to the registry's own scheme, host and port.
+        type: str
+      insecure:
+        description: Talk plain HTTP to the registry (loopback registries always do).
+        type: bool
+        default: false
+      cache:
+        description: The host's blob cache; blobs of releases that were pruned are removed from it.
+        type: path
+  content:
+    description:
+      - Text files to add to a release installed with O(pull), relative path to text, for example the configuration
+        that belongs to the release; written with mode 0600 before O(files) are verified.
+      - Not logged, since a service's environment may hold secrets.
+    type: dict
+    default: {}
+    version_added: 0.5.0
+  links:
+    description:
+      - Symbolic links to add to a release installed with O(pull), relative path to a relative target inside the
+        release, for example the entry point the service's unit starts.
+    type: dict
+    default: {}
+    version_added: 0.5.0
 """
 
 EXAMPLES = r"""
@@ -110,6 +154,15 @@ pruned:
   returned: always
   type: list
   elements: str
+fetched_bytes:
+  description: Bytes fetched from the registry with O(pull); V(0) when the host had every blob or the release.
+  returned: always
+  type: int
+layers:
+  description: With O(pull), each layer's role, digest, size and whether it was C(fetched) or found in the cache.
+  returned: when a release was pulled
+  type: list
+  elements: dict
 """
 
 import fcntl
@@ -119,9 +172,10 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest, _release_oci
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._manifest import ManifestError
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import OciError
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -252,9 +306,11 @@ def _present(module, root, release_id, result):
     if kind not in ("missing", "directory"):
         raise ReleaseError("%s is not a release directory; move it away and deploy again" % final)
     install = kind == "missing"
+    if install and p["pull"] and not module.check_mode:
+        staging = _pull(p, root, release_id, staging, result)
     if install:
         if module.check_mode and not (staging and os.path.isdir(staging)):
-            result["changed"] = True  # in check mode the upload before this did not happen
+            result["changed"] = True  # in check mode the upload (or pull) before this did not happen
             return result
         if not staging or _manifest.file_type(staging) != "directory":
             raise ReleaseError("release %s is not installed under %s and no uploaded staging directory was given; "
@@ -283,9 +339,51 @@ def _present(module, root, release_id, result):
             os.rename(staging, final)
         _switch(root, release_id)
         result["pruned"] = _prune(root, p["keep"], {release_id, before})
+        if p["pull"]:
+            _release_oci.prune_cache(p["pull"]["cache"] or os.path.join(root, ".blobs"), os.path.join(root, "releases"))
     except OSError as exc:
         raise ReleaseError("could not switch %s to release %s: %s" % (root, release_id, exc))
     return result
+
+
+def _pull(p, root, release_id, staging, result):
+    """Fetch and extract the release into a staging directory of this module's own; returns its path."""
+    pull = p["pull"]
+    host, repository, digest = _release_oci.parse_reference(pull["reference"])
+    releases = os.path.join(root, "releases")
+    if not os.path.isdir(releases):
+        os.mkdir(releases, 0o755)
+    staging = staging or os.path.join(releases, "%s-%s" % (STAGING_PREFIX, release_id))
+    _check_staging(root, staging)
+    if os.path.lexists(staging):
+        shutil.rmtree(staging)  # an interrupted pull or upload of this release: a staging directory (checked above)
+    cache = pull["cache"] or os.path.join(root, ".blobs")
+    registry = _release_oci.ReleaseRegistry(host, pull["username"], pull["password"], pull["insecure"])
+    done = False
+    try:
+        pulled = _release_oci.pull(registry, repository, digest, cache, staging)
+        for rel, text in sorted(p["content"].items()):
+            full = _manifest.contained(staging, rel, "content key")
+            if not os.path.isdir(os.path.dirname(full)):
+                os.makedirs(os.path.dirname(full), 0o755)
+            fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+        for rel, target in sorted(p["links"].items()):
+            full = _manifest.contained(staging, rel, "links key")
+            if not os.path.isdir(os.path.dirname(full)):
+                os.makedirs(os.path.dirname(full), 0o755)
+            if os.path.lexists(full):
+                raise ReleaseError("links key %s is already in the pulled release; choose another path" % rel)
+            os.symlink(target, full)
+            _manifest.check_link(staging, rel, "links key")
+        done = True
+    finally:
+        if not done:
+            shutil.rmtree(staging, ignore_errors=True)  # ours: made by this pull, checked by _check_staging
+    _release_oci.record_release(cache, release_id, pulled["layers"])
+    result.update(fetched_bytes=pulled["fetched_bytes"], layers=pulled["layers"])
+    return staging
 
 
 def target_of(params):
@@ -303,6 +401,15 @@ def main():
             state=dict(type="str", default="present", choices=["present", "rollback"]),
             previous_id=dict(type="str"),
             keep=dict(type="int", default=3),
+            pull=dict(type="dict", options=dict(
+                reference=dict(type="str", required=True),
+                username=dict(type="str"),
+                password=dict(type="str", no_log=True),
+                insecure=dict(type="bool", default=False),
+                cache=dict(type="path"),
+            )),
+            content=dict(type="dict", default={}, no_log=True),
+            links=dict(type="dict", default={}),
         ),
         required_if=[("state", "rollback", ("previous_id",))],
         supports_check_mode=True,
@@ -326,7 +433,7 @@ def main():
         refuse("root %s is not a directory; create it (the service role does) and deploy again" % root)
     target = target_of(p)
     link = os.path.join(root, "current")
-    result = dict(changed=False, release_id=target, previous_id=_current_id(root), pruned=[],
+    result = dict(changed=False, release_id=target, previous_id=_current_id(root), pruned=[], fetched_bytes=0,
                   path=os.path.join(root, "releases", target),
                   diff=dict(before="current -> %s\n" % _current_id(root), after="current -> %s\n" % target))
     lock = None
@@ -340,7 +447,7 @@ def main():
             result = _rollback(module, root, target, result)
         else:
             result = _present(module, root, release_id, result)
-    except (ReleaseError, ManifestError) as exc:
+    except (ReleaseError, ManifestError, OciError) as exc:
         module.fail_json(msg="%s; %s" % (exc, _what_is_current(root)), **result)
     except OSError as exc:
         module.fail_json(msg="release %s under %s failed: %s (%s); fix that and deploy again; %s"
