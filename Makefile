@@ -35,7 +35,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo demo-clean test quick bootstrap system docker toolchain venv link test-hosts \
-        lint sanity sanity-middle pytest molecule cores kit changelog clean bench-sizes bench-images bench-deploy bench-lambda
+        lint sanity sanity-middle pytest molecule cores kit changelog clean bench-sizes bench-images bench-deploy bench-lambda bench-fleet
 
 help:
 	@echo "make demo    ship the example service to a local fleet (4 systemd hosts, 1 container host) with ship.yml"
@@ -158,3 +158,6 @@ clean:
 
 bench-lambda: bootstrap
 	$(PY) bench/lambda.py
+
+bench-fleet: bootstrap test-hosts
+	$(PY) bench/fleet.py $(BENCH_ARGS)
