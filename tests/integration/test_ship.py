@@ -85,8 +85,9 @@ def health(container, port: int = PORT) -> str:
 
 
 def recap(result) -> list[str]:
-    """The deploy's last task: one line per host."""
-    task = result.report["plays"][-1]["tasks"][-1]
+    """The deploy's recap task: one line per host."""
+    task = next(task for play in result.report["plays"] for task in play["tasks"]
+                if task["task"]["name"] == "Recap, host by host")
     return [item["msg"] for item in task["hosts"]["localhost"]["results"]]
 
 
@@ -114,6 +115,21 @@ def test_ship_builds_then_each_host_takes_what_it_can_run_past_an_unreachable_on
     assert any(line.startswith(f"engine: runs the image {IMAGE}:") for line in lines), lines
     bullseye = fleet["bullseye"].exec_run(["readlink", "-f", "/opt/ship-app/current/.swiftlinux/ship-app"])
     assert bullseye.output.decode().strip().startswith("/opt/ship-app/releases/"), bullseye.output
+
+    # The report: where it is, what each host took and why, and the portability matrix beside the prediction.
+    said = [task["hosts"]["localhost"]["msg"] for play in result.report["plays"] for task in play["tasks"]
+            if task["task"]["name"] == "Say where the report is"]
+    report = BUILD_CACHE / "artifacts" / "http-service" / "report"
+    assert said == [f"The ship report is at {report}/index.html (chart: {report}/sizes.png)"]
+    assert (report / "sizes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (report / "index.html").read_text()
+    for container in fleet.values():
+        assert f"<td>{container.name}</td>" in page
+    assert "takes the scope-all bag instead" in page and "failed or unreachable" in page
+    matrix = page.split("<h2>Portability matrix</h2>", 1)[1]
+    assert "version `GLIBC_2." in matrix  # static_stdlib really refused on bullseye, as predicted
+    assert "refused (glibc 2.31 is older than the required 2.35" in matrix
+    assert "exec /app/bin/http-service: no such file or directory" in matrix  # the bag's launcher needs /bin/sh
 
 
 def test_second_run_changes_nothing(fleet):

@@ -42,8 +42,8 @@ def host():
 
 
 def deploy(container, release: int, activation: bool):
-    variables = dict(service_name="sock-http", service_artifact=str(swift_build_fixture("http-service",
-                                                                                       "static_executable")),
+    program = swift_build_fixture("http-service", "static_executable")
+    variables = dict(service_name="sock-http", service_artifact=str(program),
                      service_port=PORT, service_args=["--bind", "127.0.0.1", "--port", str(PORT)],
                      service_probe={"kind": "http", "port": PORT, "path": "/health"},
                      service_environment={"RELEASE": str(release)}, service_socket_activation=activation)
@@ -59,7 +59,7 @@ def polled_through(container, releases, activation: bool) -> dict:
     for release in releases:
         deploy(container, release, activation)
     container.exec_run(["touch", "/tmp/poll.stop"])
-    for _ in range(100):
+    for _attempt in range(100):
         found = container.exec_run(["cat", "/tmp/poll.json"])
         if found.exit_code == 0:
             return json.loads(found.output)
@@ -86,9 +86,8 @@ def test_a_rolling_deploy_with_socket_activation_refuses_no_request(host):
 
 
 def test_socket_activation_without_a_port_is_refused(host):
-    variables = dict(service_name="sock-bad", service_artifact=str(swift_build_fixture("http-service",
-                                                                                      "static_executable")),
-                     service_socket_activation=True)
+    program = swift_build_fixture("http-service", "static_executable")
+    variables = dict(service_name="sock-bad", service_artifact=str(program), service_socket_activation=True)
     result = run_playbook(PLAYBOOK, host.name, variables)
     assert result.rc != 0
     assert any("service_socket_activation needs service_port" in failure for failure in result.failures)
