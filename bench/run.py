@@ -476,20 +476,21 @@ def charts(results: dict, out: Path) -> list[str]:
 
     rows = results["sizes"]["rows"]
     labels, totals, uniques = [], [], []
+    short = {"on the shared runtime base": "on runtime base"}
     for row in rows:
         for label, image in row["images"].items():
-            labels.append(f"{row['fixture']}\n{row['mode']}\n{label}")
+            labels.append(f"{row['fixture']} {row['mode']} {short.get(label, label)}")
             totals.append(image["total"] / 2**20)
             uniques.append(image["unique"] / 2**20)
         if "conventional" in row:
-            labels.append(f"{row['fixture']}\n{row['mode']}\nconventional")
+            labels.append(f"{row['fixture']} {row['mode']} conventional")
             totals.append(row["conventional"]["total"] / 2**20)
             uniques.append(row["conventional"]["unique"] / 2**20)
-    fig, axis = plt.subplots(figsize=(max(10, len(labels) * 0.7), 6))
+    fig, axis = plt.subplots(figsize=(max(10, len(labels) * 0.55), 7))
     positions = range(len(labels))
     axis.bar([p - 0.2 for p in positions], totals, 0.4, label="whole image (uncompressed)")
     axis.bar([p + 0.2 for p in positions], uniques, 0.4, label="bytes unique to the service")
-    axis.set_xticks(list(positions), labels, fontsize=6)
+    axis.set_xticks(list(positions), labels, fontsize=7, rotation=60, ha="right")
     axis.set_ylabel("MiB")
     axis.set_yscale("log")
     axis.legend()
@@ -600,13 +601,15 @@ def report(results: dict, out: Path, doc: Path) -> None:
     lines += [f"| {label} | {value['builds']} | {'yes' if value['identical'] else 'NO: ' + ', '.join(value['digests'])} |"
               for label, value in repro["images"].items()]
     rebuild = repro["swift_rebuild"]
+    first, second = (digest[:16] + "…" for digest in rebuild["clean_scratch"])
+    path_note = "" if rebuild["identical_across_paths"] else (
+        ": the build path reaches the binary (a few bytes of data, hence the build-id, and the debug file, hence "
+        "the .gnu_debuglink CRC), so reproducing a binary needs the same scratch path")
     lines += ["", f"hello (`static_executable`) rebuilt twice from a clean scratch folder at the same path: the "
               f"stripped binaries are {'identical' if rebuild['identical'] else 'DIFFERENT'} "
-              f"(sha256 {rebuild['clean_scratch'][0][:16]}…{'' if rebuild['identical'] else ' and ' + rebuild['clean_scratch'][1][:16] + '…'}). "
-              f"Against the cached build, whose scratch folder is at another path, they are "
-              f"{'identical' if rebuild['identical_across_paths'] else 'different'}"
-              f"{'' if rebuild['identical_across_paths'] else ': the build path reaches the binary (16 bytes of data, hence the build-id, and the debug file, hence the .gnu_debuglink CRC), so reproducing a binary needs the same scratch path'}.",
-              "",
+              f"(sha256 {first}{'' if rebuild['identical'] else ' and ' + second}). Against the cached build, whose "
+              f"scratch folder is at another path, they are "
+              f"{'identical' if rebuild['identical_across_paths'] else 'different'}{path_note}.", "",
               "## 5. Delivery", "",
               "HOOK (not measured here yet): `playbooks/ship.yml` first run against an idempotent re-run, and bytes per "
               "host for a code-only release, belong to the ship/deploy side; `section_delivery` in bench/run.py is "
@@ -639,10 +642,17 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one run of everything: a smoke test, not a benchmark")
     parser.add_argument("--out", default=str(REPO / "docs"),
                         help="directory for benchmarks.md, benchmarks.json and benchmarks/*.png (default docs/)")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: write the report and charts again from OUT/benchmarks.json")
     options = parser.parse_args()
     out_doc = Path(options.out)
     figures = out_doc / "benchmarks"
     figures.mkdir(parents=True, exist_ok=True)
+    if options.render:
+        results = json.loads((out_doc / "benchmarks.json").read_text())
+        charts(results, figures)
+        report(results, figures, out_doc / "benchmarks.md")
+        return 0
     client = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="swiftlinux-bench-"))
     proc, registry = _start_registry(work / "registry", None)
@@ -660,7 +670,7 @@ def main() -> int:
         results["reproducibility"] = section_reproducibility(work, base)
         results["delivery"] = {"hook": "ship.yml first run vs re-run: not measured yet (ship/deploy side)"}
         results["seconds"] = time.monotonic() - started
-        (out_doc / "benchmarks.json").write_text(json.dumps(results, indent=1, sort_keys=True, default=str) + "\n")
+        (out_doc / "benchmarks.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
         names = charts(results, figures)
         report(results, figures, out_doc / "benchmarks.md")
     finally:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _image_plan as plans
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import check_replaceable, replace_directory
@@ -78,8 +79,7 @@ def build_image(params, run, check_mode):
     if params["push"] and not registry:
         raise OciError("push=true needs a registry host in name, for example 127.0.0.1:5000/%s" % repository)
     reference = "%s:%s" % (params["name"], tag)
-    layers = [Layer(entries, plans.layer_mtime(role, epoch), role, compression, cache)
-              for role, entries in plan["layers"].items()]
+    layers = _make_layers(plan["layers"], epoch, compression, cache)
     image = Image(layers, plan["platform"].split("/")[1], plan["config"], epoch, base=plan["base"])
 
     dest = params["dest"]
@@ -123,6 +123,20 @@ def build_image(params, run, check_mode):
     if params["format"] == "context":
         result["plan"] = context_plan(plan)
     return result
+
+
+def _make_layers(plan_layers, epoch, compression, cache):
+    """The plan's layers, bottom first, made side by side: zlib, zstd and sha256 let go of the interpreter lock,
+    so the backtracer and the program compress at once on two cores. The bytes do not depend on the order."""
+    def make(item):
+        role, entries = item
+        return Layer(entries, plans.layer_mtime(role, epoch), role, compression, cache)
+
+    items = list(plan_layers.items())
+    if compression == "none" or len(items) < 2:
+        return [make(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), os.cpu_count() or 1)) as pool:
+        return list(pool.map(make, items))
 
 
 def write_context(dest, plan, image, reference):

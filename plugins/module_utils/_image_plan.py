@@ -77,9 +77,10 @@ def resolve_libraries(paths):
         try:
             closure = resolve_elf(path, facts)
         except (ElfError, ResolveError) as exc:
-            raise OciError("cannot read the shared library %s (%s); reinstall the package that provides it"
-                           % (path, str(exc).rstrip(".")))
-        for name, needers in sorted(closure.missing.items()):
+            raise OciError("cannot resolve the shared libraries of %s (%s); reinstall the package that provides "
+                           "the file named" % (path, str(exc).rstrip(".")))
+        if closure.missing:
+            name, needers = sorted(closure.missing.items())[0]
             raise OciError("%s needs %s, which is not installed on this build host; install the package that "
                            "provides it" % (needers[0], name))
         for name, host in closure.found.items():
