@@ -16,7 +16,7 @@ COLLECTION_LINK := .build/collections/ansible_collections/swiftlinux/deploy
 # their own (swiftlinux-test-container/, swiftlinux-test-images/, swiftlinux-ship-test/). Every test file not named
 # here falls into the hosts stream by itself.
 PYTEST_IMAGES := $(addprefix tests/integration/,test_images.py test_fixtures.py test_elf_info.py test_collection.py \
-                   test_swift_build.py)
+                   test_swift_build.py test_bench.py)
 PYTEST_FLEET  := $(addprefix tests/integration/,test_ship.py test_lambda_package.py test_kit.py test_host_info.py \
                    test_dependencies.py test_container_role.py test_hostile_images.py test_registry_delivery.py)
 PYTEST_HOSTS  := tests/unit $(filter-out $(PYTEST_IMAGES) $(PYTEST_FLEET),$(wildcard tests/integration/test_*.py))
@@ -35,7 +35,8 @@ export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
 .PHONY: help demo demo-clean test quick bootstrap system docker toolchain venv link test-hosts \
-        lint sanity sanity-middle pytest molecule cores kit changelog clean bench-sizes bench-images bench-deploy bench-lambda bench-fleet
+        lint sanity sanity-middle pytest molecule cores kit changelog clean bench bench-sizes bench-deploy bench-lambda \
+        bench-fleet
 
 help:
 	@echo "make demo    ship the example service to a local fleet (4 systemd hosts, 1 container host) with ship.yml"
@@ -44,6 +45,7 @@ help:
 	@echo "make quick   day-to-day: lint and pytest, reusing cached builds"
 	@echo "make cores   every supported ansible-core in its own venv: sanity, and the kit's molecule scenario"
 	@echo "make clean   remove the venv, build output, test-host images and test containers"
+	@echo "make bench   measure sizes, start-up, build and push times, reproducibility: docs/benchmarks.md"
 
 # ---- set-up -------------------------------------------------------------------------------
 bootstrap: toolchain system docker venv link
@@ -143,8 +145,10 @@ molecule: bootstrap test-hosts
 	  molecule test -s $$scenario || exit 1; \
 	done
 
-bench-images: bootstrap
-	$(PY) bench/images.py
+# Sizes, start-up, toolkit overhead and reproducibility in one run (about 10 minutes): docs/benchmarks.md, its JSON
+# and charts. BENCH_ARGS="--quick --out DIR" runs everything once, writing to DIR (tests/integration/test_bench.py).
+bench: bootstrap
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench-deploy: bootstrap
 	$(PY) bench/deploy.py

@@ -29,7 +29,7 @@ else:
     HAS_ELFTOOLS = True
 
 __all__ = ["ElfError", "NotAnElfError", "ElfFileNotFoundError", "HAS_ELFTOOLS",
-           "elf_facts", "is_elf", "version_key"]
+           "elf_facts", "link_facts", "is_elf", "version_key"]
 
 _MAGIC = b"\x7fELF"
 _DF_1_PIE = 0x08000000
@@ -133,6 +133,22 @@ def is_elf(path):
 
 def elf_facts(path):
     """Return a dict of facts about the ELF file at path; raise ElfError when that is impossible."""
+    facts, size = _parse(path, _read_facts)
+    facts.update(sha256=sha256_file(facts["path"]), size=size)
+    return facts
+
+
+def link_facts(path):
+    """Only what the loader reads to find an object's dependencies (machine, class, byte order, interpreter,
+    NEEDED, RPATH, RUNPATH, SONAME), checked like elf_facts.
+
+    The resolver reads this for every library an image or a bag holds; skipping the symbol tables, notes and
+    the file hash that elf_facts reads makes it several times cheaper for the Swift runtime's big libraries.
+    """
+    return _parse(path, _read_link_facts)[0]
+
+
+def _parse(path, read):
     path = os.fspath(path)
     _check_readable_elf(path)
     if not HAS_ELFTOOLS:
@@ -144,13 +160,11 @@ def elf_facts(path):
             reader = _BoundedReader(handle, size)
             elf = _ELFFile(reader)
             _check_layout(elf, size)
-            facts = dict(path=path, **_read_facts(elf, reader))
+            return dict(path=path, **read(elf, reader)), size
     except _Corrupt as exc:
         raise ElfError(_unreadable(path, str(exc))) from None
     except _UNREADABLE_ERRORS as exc:
         raise ElfError(_unreadable(path, _one_line(exc))) from None
-    facts.update(sha256=sha256_file(path), size=size)
-    return facts
 
 
 def _unreadable(path, what):
@@ -249,13 +263,30 @@ def _check_span(offset, length, size, what):
                        % (what, length, offset, size))
 
 
-def _read_facts(elf, reader):
-    interpreter = None
+def _interpreter(elf):
     for segment in elf.iter_segments():
         if segment["p_type"] == "PT_INTERP":
             # Separate debug files keep the header but not the bytes, which reads back empty.
-            interpreter = segment.get_interp_name() or None
+            return segment.get_interp_name() or None
+    return None
 
+
+def _read_link_facts(elf, _reader):
+    dynamic = _dynamic_entries(elf)
+    return dict(
+        machine=_machine(elf),
+        elf_class=elf.elfclass,
+        endianness="little" if elf.little_endian else "big",
+        interpreter=_interpreter(elf),
+        needed=[value for tag, value in dynamic if tag == "DT_NEEDED"],
+        rpath=_search_path(dynamic, "DT_RPATH"),
+        runpath=_search_path(dynamic, "DT_RUNPATH"),
+        soname=next((value for tag, value in dynamic if tag == "DT_SONAME"), None),
+    )
+
+
+def _read_facts(elf, reader):
+    interpreter = _interpreter(elf)
     dynamic = _dynamic_entries(elf)
     needed = [value for tag, value in dynamic if tag == "DT_NEEDED"]
     flags_1 = next((value for tag, value in dynamic if tag == "DT_FLAGS_1"), 0)

@@ -24,6 +24,13 @@ import stat
 import tarfile
 import tempfile
 
+try:
+    import zstandard
+    HAS_ZSTD = True
+except ImportError:  # only compression=zstd needs it; build_image says how to install it
+    zstandard = None
+    HAS_ZSTD = False
+
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlencode, urljoin, urlsplit
 from ansible.module_utils.urls import open_url
@@ -35,6 +42,11 @@ MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+# Media type of a layer blob by its compression. docker load and registries take all three; Docker engines
+# before 23.0 cannot unpack zstd layers.
+LAYER_MEDIA = {"gzip": MEDIA_LAYER, "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+               "none": "application/vnd.oci.image.layer.v1.tar"}
+ZSTD_LEVEL = 3
 REF_NAME = "org.opencontainers.image.ref.name"
 
 # Docker's reference grammar (distribution/reference), reduced to what a push needs.
@@ -117,19 +129,81 @@ def _with_parents(entries):
 
 
 class Layer(object):
-    """One gzip-compressed layer; `tar` is kept for listing, `blob` is what ships."""
+    """One layer: `tar` is kept for listing, `blob` (the tar compressed as asked) is what ships.
 
-    def __init__(self, entries, mtime, role):
+    With a `cache` (LayerCache), a tar whose compressed blob is already there is not compressed again.
+    """
+
+    def __init__(self, entries, mtime, role, compression="gzip", cache=None):
         self.role = role
         self.entries = _with_parents(entries)
         self.tar = _tar_bytes(self.entries, mtime)
         self.diff_id = digest_of(self.tar)
-        self.blob = gzip_bytes(self.tar)
+        self.compression = compression
+        self.media_type = LAYER_MEDIA[compression]
+        self.blob = cache.get(self.diff_id, compression) if cache else None
+        self.cached = self.blob is not None
+        if self.blob is None:
+            self.blob = compress(self.tar, compression)
+            if cache:
+                cache.put(self.diff_id, compression, self.blob)
         self.digest = digest_of(self.blob)
         self.size = len(self.blob)
 
     def paths(self):
         return [entry.path for entry in self.entries]
+
+
+def compress(data, compression):
+    """A layer tar as its blob: gzip (no name, no time), zstd (fixed level, one thread) or as it is."""
+    if compression == "gzip":
+        return gzip_bytes(data)
+    if compression == "zstd":
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+    return data
+
+
+class LayerCache(object):
+    """Compressed layer blobs by the digest of their tar and their compression, so an unchanged layer (base,
+    tzdata, backtracer, runtime libraries) is compressed once per machine, not once per build.
+
+    A blob is written to a temporary name and renamed, so a reader never sees half of one; a blob that cannot
+    be read or written is simply compressed again.
+    """
+
+    def __init__(self, directory, writable=True):
+        self.directory, self.writable = directory, writable
+        self.hits = self.misses = 0
+
+    def _path(self, diff_id, compression):
+        return os.path.join(self.directory, compression, diff_id.split(":", 1)[1])
+
+    def get(self, diff_id, compression):
+        if compression == "none":
+            return None
+        try:
+            with open(self._path(diff_id, compression), "rb") as handle:
+                blob = handle.read()
+        except OSError:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return blob or None
+
+    def put(self, diff_id, compression, blob):
+        if compression == "none" or not self.writable:
+            return
+        path = self._path(diff_id, compression)
+        stage = None
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            handle, stage = tempfile.mkstemp(prefix=".blob-", dir=os.path.dirname(path))
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(blob)
+            os.replace(stage, path)
+        except OSError:
+            if stage and os.path.exists(stage):
+                os.unlink(stage)
 
 
 def _tar_bytes(entries, mtime):
@@ -198,7 +272,7 @@ class Image(object):
             "schemaVersion": 2,
             "mediaType": MEDIA_MANIFEST,
             "config": {"mediaType": MEDIA_CONFIG, "digest": self.config_digest, "size": len(self.config_bytes)},
-            "layers": base_layers + [{"mediaType": MEDIA_LAYER, "digest": layer.digest, "size": layer.size}
+            "layers": base_layers + [{"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}
                                      for layer in self.layers],
         }
         self.manifest_bytes = canonical_json(self.manifest)

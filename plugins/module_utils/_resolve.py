@@ -48,15 +48,20 @@ def real_path(path):
 
 
 class Facts:
-    """elf_facts() once per real file, shared by the resolvers and the layout."""
+    """elf_facts() once per real file, shared by the resolvers and the layout.
 
-    def __init__(self):
+    `reader` may be link_facts when only the dependencies are wanted (an image's libraries): the resolver
+    reads nothing else.
+    """
+
+    def __init__(self, reader=elf_facts):
         self._cache = {}
+        self._reader = reader
 
     def __call__(self, path):
         real = real_path(path)
         if real not in self._cache:
-            self._cache[real] = elf_facts(real)
+            self._cache[real] = self._reader(real)
         return self._cache[real]
 
 

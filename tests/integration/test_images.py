@@ -93,7 +93,10 @@ def runtime_base(engine, tmp_path_factory):
     args = {"recipe": "runtime-base", "name": PREFIX + "swift-runtime", "source_date_epoch": EPOCH}
     layout = oci_image({**args, "dest": str(work / "layout")})
     archive = oci_image({**args, "format": "archive", "dest": str(work / "runtime.tar")})
-    assert layout["digest"] == archive["digest"] and layout["reference"].endswith(":" + layout["swift_version"])
+    # The layout's layers are gzip, the archive's uncompressed (compression auto): the same image, other blobs.
+    assert layout["image_id"] == archive["image_id"] and layout["reference"].endswith(":" + layout["swift_version"])
+    assert {layer["media_type"] for layer in layout["layers"]} == {"application/vnd.oci.image.layer.v1.tar+gzip"}
+    assert {layer["media_type"] for layer in archive["layers"]} == {"application/vnd.oci.image.layer.v1.tar"}
     engine.images.load((work / "runtime.tar").read_bytes())
     return {"layout": work / "layout", "result": layout}
 
@@ -623,3 +626,88 @@ def test_image_role_builds_runtime_base_apps_with_both_builders(engine, docker_r
         with container(engine, built["reference"], [], "none") as box:
             assert box.wait(timeout=30)["StatusCode"] == 0, box.logs().decode(errors="replace")
             assert box.logs(stdout=True, stderr=False).decode() == "Hello, world!\n", builder
+
+
+# ---- layers images share, the layer cache and compression ------------------------------------------
+
+def layer_roles(result: dict) -> list[str]:
+    return [layer["role"] for layer in result["layers"]]
+
+
+def test_backtracer_and_base_are_layers_every_image_of_a_toolchain_shares(tmp_path):
+    hello, http = (product_of(f, "static_executable", f) for f in ("hello", "http-service"))
+    first = oci_image({"executable": hello["path"], "name": PREFIX + "hello", "source_date_epoch": EPOCH,
+                       "dest": str(tmp_path / "hello")})
+    # Another program, built from another commit: only the application layer differs.
+    second = oci_image({"executable": http["path"], "name": PREFIX + "http", "source_date_epoch": EPOCH + 86400,
+                        "dest": str(tmp_path / "http")})
+    assert layer_roles(first) == layer_roles(second) == ["base", "backtracer", "app"]
+    assert [layer["digest"] for layer in first["layers"][:2]] == [layer["digest"] for layer in second["layers"][:2]], \
+        "base and backtracer are byte-identical"
+    assert first["layers"][2]["digest"] != second["layers"][2]["digest"]
+    assert "app/swift-backtrace-static" in first["files"]
+
+
+def test_without_the_backtracer_the_image_is_the_program_and_its_ca_bundle(engine, tmp_path):
+    hello = product_of("hello", "static_executable", "hello")
+    result = oci_image({"executable": hello["path"], "name": PREFIX + "oci", "tag": "no-backtrace", "backtrace": False,
+                        "format": "archive", "dest": str(tmp_path / "a.tar")})
+    assert layer_roles(result) == ["base", "app"] and "app/swift-backtrace-static" not in result["files"]
+    program = Path(hello["path"]).stat().st_size + Path("/etc/ssl/certs/ca-certificates.crt").stat().st_size
+    assert result["size"] <= 1.05 * program, (result["size"], program)  # uncompressed layers (compression auto)
+    engine.images.load((tmp_path / "a.tar").read_bytes())
+    assert not any(v.startswith("SWIFT_BACKTRACE=") for v in image_config(engine, result["reference"])["Env"])
+    check_runs(engine, result["reference"], "hello", 0)
+
+
+def test_tzdata_is_a_layer_of_its_own_for_programs_that_use_foundation(tmp_path):
+    built = product_of("foundation-service", "static_executable", "foundation-service")
+    result = oci_image({"executable": built["path"], "name": PREFIX + "fs", "dest": str(tmp_path / "fs")})
+    assert layer_roles(result) == ["base", "tzdata", "backtracer", "app"]
+    tzdata = oci_image({"executable": built["path"], "name": PREFIX + "fs", "tzdata": False,
+                        "dest": str(tmp_path / "no-tz")})
+    assert layer_roles(tzdata) == ["base", "backtracer", "app"]
+
+
+def test_a_warm_layer_cache_compresses_only_the_changed_layer(tmp_path):
+    built = product_of("http-service", "static_executable", "http-service")
+    program = tmp_path / "release-2" / "http-service"
+    program.parent.mkdir()
+    program.write_bytes(Path(built["path"]).read_bytes() + b"\0a code-only change\0")
+    program.chmod(0o755)
+    common = {"name": PREFIX + "cache", "compression": "gzip", "layer_cache": str(tmp_path / "cache"),
+              "backtracer": str(Path(built["path"]).parent / "swift-backtrace-static")}
+    cold = oci_image({**common, "executable": built["path"], "dest": str(tmp_path / "cold")})
+    assert not any(layer["cached"] for layer in cold["layers"])
+    warm = oci_image({**common, "executable": str(program), "dest": str(tmp_path / "warm")})
+    assert [layer["cached"] for layer in warm["layers"]] == [True, True, False]
+    assert [layer["digest"] for layer in warm["layers"][:2]] == [layer["digest"] for layer in cold["layers"][:2]]
+    uncached = oci_image({**common, "executable": str(program), "layer_cache": "", "dest": str(tmp_path / "fresh")})
+    assert uncached["digest"] == warm["digest"], "a cached blob is the same bytes"
+
+
+def test_zstd_layers_are_pushed_and_the_registry_serves_them(registry, tmp_path):
+    name = f"{registry.host}/{PREFIX}zstd"
+    args = {"executable": product_of("hello", "static_executable", "hello")["path"], "name": name, "push": True,
+            "source_date_epoch": EPOCH, "layer_cache": ""}
+    zstd = oci_image({**args, "tag": "zstd", "compression": "zstd"})
+    gzip = oci_image({**args, "tag": "gzip"})
+    assert zstd["compression"] == "zstd" and gzip["compression"] == "gzip"
+    assert zstd["image_id"] == gzip["image_id"] and zstd["digest"] != gzip["digest"]
+    assert zstd["size"] < gzip["size"]
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{name}:zstd"],
+                         capture_output=True, text=True, check=True)
+    assert {layer["mediaType"] for layer in json.loads(raw.stdout)["layers"]} == {
+        "application/vnd.oci.image.layer.v1.tar+zstd"}
+    assert not oci_image({**args, "tag": "zstd", "compression": "zstd"})["changed"]
+
+
+@pytest.mark.parametrize(("extra", "needles"), [
+    ({"compression": "zstd", "format": "archive"}, ("cannot go in an archive", "gzip or none")),
+    ({"backtrace": False, "backtracer": "/nonexistent/swift-backtrace-static"}, ("backtrace is false",)),
+    ({"backtracer": "/nonexistent/swift-backtrace-static"}, ("does not exist", "backtrace=false")),
+    ({"layer_cache": "/etc/passwd"}, ("is not a directory", "empty string")),
+])
+def test_bad_layer_options_are_one_sentence(tmp_path, extra, needles):
+    fails(hello_args(tmp_path, **extra), *needles)
+    assert not (tmp_path / "out").exists()

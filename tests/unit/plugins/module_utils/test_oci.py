@@ -1,4 +1,4 @@
-"""Unit tests for _oci (layers, digests, layout, references) and _image_recipe's file rules, on real files."""
+"""Unit tests for _oci (layers, digests, layout, references) and _image_plan's file rules, on real files."""
 from __future__ import annotations
 
 import gzip
@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.swiftlinux.deploy.plugins.module_utils import _image_recipe as recipes
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _image_plan as recipes
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
     Image, Layer, LoadedImage, OciError, dir_entry, existing_digest, file_entry, parse_name, symlink_entry,
     tree_entries, write_archive, write_layout,
@@ -131,7 +131,7 @@ def test_invalid_references(name, tag, message):
         parse_name(name, tag)
 
 
-# ---- _image_recipe: what goes in, decided from files and facts ---------------------------------------
+# ---- _image_plan: what goes in, decided from files and facts ---------------------------------------
 
 def test_resource_symlinks_inside_are_kept_absolute_ones_made_relative(tmp_path):
     bundle = tmp_path / "x.resources"
@@ -157,13 +157,13 @@ def test_resource_symlinks_out_of_the_bundle_are_refused(tmp_path, target):
 def test_base_files_have_the_nonroot_user_and_a_sticky_tmp(tmp_path):
     ca = tmp_path / "ca.crt"
     ca.write_text("cert")
-    entries = {e.path: e for e in recipes.base_entries(65532, str(ca), None)}
+    entries = {e.path: e for e in recipes.base_entries(65532, str(ca))}
     assert b"nonroot:x:65532:65532:" in entries["etc/passwd"].data
     assert b"nonroot:x:65532:" in entries["etc/group"].data
     assert entries["tmp"].mode == 0o1777
     assert "usr/share/zoneinfo" not in entries
     with pytest.raises(OciError, match="CA bundle"):
-        recipes.base_entries(65532, str(tmp_path / "none"), None)
+        recipes.base_entries(65532, str(tmp_path / "none"))
 
 
 @pytest.mark.parametrize(("facts", "have_bag", "recipe"), [
