@@ -26,7 +26,7 @@ _FRAME = re.compile(r"^\s*(?P<index>\d+)\s+(?P<tags>(?:\[[a-z]+\]\s*)*)(?P<addre
                     r"(?P<symbol>.*?)\s+in\s+(?P<image>\S+)(?:\s+at\s+(?P<location>.*))?\s*$")
 _IMAGES = re.compile(r"^Images(?: \(.*\))?:\s*$")
 _IMAGE = re.compile(r"^\s*(?P<start>0x[0-9a-fA-F]{1,16})\s*[\u2013-]\s*(?P<end>0x[0-9a-fA-F]{1,16})\s+"
-                    r"(?P<build_id><no build ID>|[0-9a-fA-F]+)\s+(?P<name>\S+)\s+(?P<path>.+?)\s*$")
+                    r"(?P<build_id><no build ID>|\S+)\s+(?P<name>\S+)\s+(?P<path>.+?)\s*$")
 # Digits vary from line to line of one prefix (times, pids); everything else stays as the crash line has it.
 _DIGITS = re.compile(r"\d+")
 
@@ -122,9 +122,10 @@ def _frame(found):
 
 
 def _image(found):
-    build_id = found.group("build_id").lower()
+    build_id = found.group("build_id")
+    # Kept as printed, even when it is not hex: the store refuses it by name, rather than it silently vanishing.
     return {"start": int(found.group("start"), 16), "end": int(found.group("end"), 16),
-            "build_id": build_id if BUILD_ID.match(build_id) else None,
+            "build_id": None if build_id == "<no build ID>" else build_id[:200],
             "name": found.group("name"), "path": found.group("path")}
 
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 
+from ansible_collections.swiftlinux.deploy.plugins.module_utils import _elfnote
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._backtrace import BUILD_ID
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import ElfError, elf_facts
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import sha256_file
@@ -84,8 +85,23 @@ def _facts(path, role):
 
 
 def plan(paths):
-    """[(executable, debug file or None)] for each path: an ELF file, or a folder (a build or a bag) walked for
-    ELF files, each paired with <name>.debug beside it. Links are not followed; .debug files are never entries."""
+    """[(executable, debug file or None)], one per build-id, for each path: an ELF file, or a folder (a build or a
+    bag) walked for ELF files, each paired with <name>.debug beside it. Links are not followed; .debug files are
+    never entries. When one build-id turns up twice (a bag's copy of a program and the build it came from), the copy
+    with a debug file wins, so filing both is still idempotent."""
+    chosen = {}
+    order = []
+    for executable, debug in _candidates(paths):
+        key = _elfnote.build_id(executable) or executable  # no build-id: file_build refuses it with a sentence
+        if key not in chosen:
+            order.append(key)
+            chosen[key] = (executable, debug)
+        elif debug and not chosen[key][1]:
+            chosen[key] = (executable, debug)
+    return [chosen[key] for key in order]
+
+
+def _candidates(paths):
     pairs = []
     for path in paths:
         if os.path.isdir(path) and not os.path.islink(path):
