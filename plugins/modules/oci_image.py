@@ -536,11 +536,19 @@ def plan_image(module):
         layers["base"] = recipes.base_entries(params["user"], params["ca_bundle"],
                                               params["zoneinfo"] if tzdata else None)
     entrypoint = [os.path.join(recipes.APP_DIR, os.path.basename(executable))]
+    # The toolchain's swift-backtrace-static links the Swift runtime in but loads glibc and libstdc++: without them
+    # in the image it cannot start, and a crash prints "Backtracing ... failed" and nothing else.
+    backtracer_facts = elf_facts(backtracer) if backtracer else None
+    backtracer_roots = [backtracer_facts] if backtracer_facts and backtracer_facts["needed"] else []
+    if recipe == "scratch-static" and backtracer_roots:
+        layers["runtime"] = recipes.library_entries(
+            backtracer_facts, recipes.resolve_libraries(backtracer_roots, backtracer_facts["machine"]))
     if recipe == "scratch-bag":
         if link_mode == "dynamic":
             layers["runtime"], layers["app"], entrypoint = _bag_layers(params, facts)
         else:
-            layers["runtime"] = recipes.library_entries(facts, recipes.resolve_libraries([facts], facts["machine"]))
+            layers["runtime"] = recipes.library_entries(
+                facts, recipes.resolve_libraries([facts] + backtracer_roots, facts["machine"]))
     elif recipe == "runtime-base":
         if params["format"] == "context":
             base_image = params["base_image"]
