@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from support import (BUILD_CACHE, FIXTURES, REPO, built_fixture, remove_tags, run_module, run_playbook,
-                     start_systemd_host, swift_build_fixture, swift_bin_dir, tool_env)
+from support import (FIXTURES, REPO, built_fixture, remove_tags, run_module, run_playbook, start_systemd_host,
+                     swift_build_fixture, swift_bin_dir, tool_env)
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +105,7 @@ def crash_locally(program: Path, extra_env: dict | None = None) -> str:
                 time.sleep(0.1)
         with pytest.raises(OSError):  # the program dies while answering
             urllib.request.urlopen(f"http://127.0.0.1:{port}/crash", timeout=20).read()
-        output, _ = proc.communicate(timeout=60)
+        output = proc.communicate(timeout=60)[0]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -301,7 +301,7 @@ def test_crash_report_playbook_prints_the_trap_from_the_journal(crashed_host, st
     trace = result.results["Symbolicate it against the debug store"]
     assert names_the_trap(trace["frames"]), "\n".join(trace["backtrace"])
     printed = "\n".join(result.results["Print the symbolicated backtrace"]["msg"])
-    assert f"crashOnPurpose() at " in printed and f"Crash.swift:{CRASH_LINE}" in printed, printed
+    assert "crashOnPurpose() at " in printed and f"Crash.swift:{CRASH_LINE}" in printed, printed
     assert result.changed == 0
 
 

@@ -82,7 +82,7 @@ def test_no_report_is_one_sentence():
 
 def test_a_report_cut_before_its_frames():
     with pytest.raises(BacktraceError, match="no frames of the crashed thread"):
-        parse(REPORT.split("Thread 0")[0])
+        parse(REPORT.split("Thread 0", maxsplit=1)[0])
 
 
 def test_only_the_tail_of_a_huge_log_is_read():
