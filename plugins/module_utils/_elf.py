@@ -465,7 +465,8 @@ def _build_id(elf):
             if note["n_offset"] + note["n_size"] > (end + 3) & ~3:
                 raise _Corrupt("a note at offset %d claims %d bytes of name and description, more than its "
                                "container holds" % (note["n_offset"], note["n_namesz"] + note["n_descsz"]))
-            if note["n_type"] == "NT_GNU_BUILD_ID":
+            # Type 3 is also NT_STAPSDT, a SystemTap probe (libstdc++ has them); only the GNU owner's is the build-id.
+            if note["n_type"] == "NT_GNU_BUILD_ID" and note["n_name"] == "GNU":
                 return note["n_desc"]
     return None
 
