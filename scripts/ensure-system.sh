@@ -4,8 +4,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 # libcurl4-openssl-dev and libxml2-dev: FoundationNetworking/FoundationXML link -lcurl -lxml2 in static_stdlib builds.
+# debuginfod: serves the debug store in tests (debuginfod, debuginfod-find); iproute2 brings up its namespace's loopback.
 packages=(docker.io shellcheck debootstrap patchelf docker-registry skopeo binutils python3-venv curl apache2-utils
-          libcurl4-openssl-dev libxml2-dev)
+          libcurl4-openssl-dev libxml2-dev debuginfod iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

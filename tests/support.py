@@ -60,16 +60,17 @@ def tool_env() -> dict[str, str]:
     return env
 
 
-def run_module(name: str, args: dict, *, check_mode: bool = False, diff: bool = False) -> dict:
+def run_module(name: str, args: dict, *, check_mode: bool = False, diff: bool = False,
+               wrapper: tuple[str, ...] = ()) -> dict:
     """Run swiftlinux.deploy.<name> (or a module given by FQCN) on localhost through ansible itself and return its result.
 
     Going through `ansible` exercises the argument spec, the collection loader and module_utils
-    exactly as a playbook would.
+    exactly as a playbook would. `wrapper` goes before the command, e.g. nsenter into a network namespace.
     """
     env = tool_env()
     env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     # The venv's python runs the module, so pyelftools and the docker SDK are importable.
-    cmd = ["ansible", "localhost", "-c", "local", "-i", "localhost,",
+    cmd = [*wrapper, "ansible", "localhost", "-c", "local", "-i", "localhost,",
            "-e", "ansible_python_interpreter={{ ansible_playbook_python }}",
            "-m", name if "." in name else f"swiftlinux.deploy.{name}"]
     if args:

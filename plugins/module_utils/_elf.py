@@ -29,7 +29,7 @@ else:
     HAS_ELFTOOLS = True
 
 __all__ = ["ElfError", "NotAnElfError", "ElfFileNotFoundError", "HAS_ELFTOOLS",
-           "elf_facts", "link_facts", "is_elf", "version_key"]
+           "elf_facts", "link_facts", "is_elf", "load_address", "version_key"]
 
 _MAGIC = b"\x7fELF"
 _DF_1_PIE = 0x08000000
@@ -165,6 +165,28 @@ def _parse(path, read):
         raise ElfError(_unreadable(path, str(exc))) from None
     except _UNREADABLE_ERRORS as exc:
         raise ElfError(_unreadable(path, _one_line(exc))) from None
+
+
+def load_address(path):
+    """The page-aligned address of the lowest PT_LOAD segment: where the image starts in memory, before relocation.
+
+    A crash address minus the image's start in memory plus this gives the address the file's symbols use.
+    """
+    path = os.fspath(path)
+    _check_readable_elf(path)
+    try:
+        with _open_regular(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            elf = _ELFFile(_BoundedReader(handle, size))
+            _check_layout(elf, size)
+            loads = [segment["p_vaddr"] for segment in elf.iter_segments() if segment["p_type"] == "PT_LOAD"]
+    except _Corrupt as exc:
+        raise ElfError(_unreadable(path, str(exc))) from None
+    except _UNREADABLE_ERRORS as exc:
+        raise ElfError(_unreadable(path, _one_line(exc))) from None
+    if not loads:
+        raise ElfError(_unreadable(path, "it has no loadable segment"))
+    return min(loads) & ~0xFFF
 
 
 def _unreadable(path, what):
@@ -474,7 +496,8 @@ def _build_id(elf):
             if note["n_offset"] + note["n_size"] > (end + 3) & ~3:
                 raise _Corrupt("a note at offset %d claims %d bytes of name and description, more than its "
                                "container holds" % (note["n_offset"], note["n_namesz"] + note["n_descsz"]))
-            if note["n_type"] == "NT_GNU_BUILD_ID":
+            # Type 3 is also NT_STAPSDT, a SystemTap probe (libstdc++ has them); only the GNU owner's is the build-id.
+            if note["n_type"] == "NT_GNU_BUILD_ID" and note["n_name"] == "GNU":
                 return note["n_desc"]
     return None
 

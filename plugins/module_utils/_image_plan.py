@@ -502,11 +502,16 @@ def plan_image(params, run):
     if backtracer:
         layers["backtracer"] = backtracer_entries(backtracer)
     entrypoint = [os.path.join(APP_DIR, os.path.basename(executable))]
+    # The toolchain's swift-backtrace-static links the Swift runtime in but loads glibc and libstdc++: without them
+    # in the image it cannot start, and a crash prints "Backtracing ... failed" and nothing else.
+    backtracer_roots = [backtracer] if backtracer and link_facts(backtracer)["needed"] else []
+    if recipe == "scratch-static" and backtracer_roots:
+        layers["runtime"] = library_entries(link_facts(backtracer), resolve_libraries(backtracer_roots))
     if recipe == "scratch-bag":
         if link_mode == "dynamic":
             layers["runtime"], layers["app"], entrypoint = _bag_layers(params, facts)
         else:
-            layers["runtime"] = library_entries(facts, resolve_libraries([executable]))
+            layers["runtime"] = library_entries(facts, resolve_libraries([executable] + backtracer_roots))
     elif recipe == "runtime-base":
         if params["format"] == "context":
             base_image = params["base_image"]

@@ -426,3 +426,12 @@ def _system_library(soname):
     cache = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
     return next(line.split("=>")[1].strip() for line in cache.splitlines()
                 if line.strip().startswith(soname + " ") and "x86-64" in line)
+
+
+def test_build_id_is_the_gnu_note_not_a_systemtap_probe_of_the_same_type():
+    # libstdc++ carries NT_STAPSDT notes (type 3, owner "stapsdt") before its NT_GNU_BUILD_ID (type 3, owner "GNU").
+    library = "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"
+    readelf = subprocess.run(["readelf", "-nW", library], capture_output=True, text=True, check=True).stdout
+    assert "stapsdt" in readelf
+    expected = re.search(r"Build ID: ([0-9a-f]+)", readelf).group(1)
+    assert elf_facts(library)["build_id"] == expected
