@@ -117,15 +117,21 @@ def _check_manifest(body, digest):
     try:
         manifest = json.loads(body)
         layers = manifest["layers"]
-        assert manifest.get("artifactType") == ARTIFACT_TYPE and isinstance(layers, list)
-        assert 1 <= len(layers) <= MAX_LAYERS
-        for layer in layers:
-            assert layer["mediaType"] == _oci.MEDIA_LAYER and _DIGEST.match(layer["digest"])
-            assert isinstance(layer["size"], int) and 0 <= layer["size"] <= MAX_LAYER_BYTES
-    except (ValueError, KeyError, TypeError, AssertionError):
+        shaped = manifest.get("artifactType") == ARTIFACT_TYPE and isinstance(layers, list) \
+            and 1 <= len(layers) <= MAX_LAYERS and all(_layer_shaped(layer) for layer in layers)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        shaped = False
+    if not shaped:
         raise OciError("%s is not a swiftlinux release (%s with at most %d gzip layers); push the artifact with "
                        "swiftlinux.deploy.release_push" % (digest, ARTIFACT_TYPE, MAX_LAYERS))
     return layers
+
+
+def _layer_shaped(layer):
+    return isinstance(layer, dict) and layer.get("mediaType") == _oci.MEDIA_LAYER \
+        and isinstance(layer.get("digest"), str) and bool(_DIGEST.match(layer["digest"])) \
+        and isinstance(layer.get("size"), int) and not isinstance(layer["size"], bool) \
+        and 0 <= layer["size"] <= MAX_LAYER_BYTES
 
 
 def fetch_manifest(registry, repository, digest):
