@@ -1,9 +1,10 @@
 """Fleet speed: a first deploy and an unchanged re-run to 1, 4 and 8 hosts, with the round-trips each host costs;
 writes docs/fleet-benchmark.md, docs/fleet-benchmark.json and docs/fleet-benchmark.png.
 
-Three deliveries: the service role over the docker connection, the service role over SSH, and the container role,
-whose "hosts" are containers on this machine's one engine (connection local; this measures the controller's side of
-a container fleet, since this machine has one engine).
+Four deliveries: the service role over the docker connection, the same with each host pulling the release from a
+registry on 127.0.0.1 by digest (release_push once, then the release module's pull; Debian's docker-registry), the
+service role over SSH, and the container role, whose "hosts" are containers on this machine's one engine (connection
+local; this measures the controller's side of a container fleet, since this machine has one engine).
 
 The hosts are bookworm test hosts booted with systemd as PID 1 (swiftlinux-bench-fleet-<n>) on the host network, so
 that each one's sshd can listen on a port of its own on 127.0.0.1 (no bridge, no private address); each runs the
@@ -37,6 +38,8 @@ from pathlib import Path
 import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+from conftest import _start_registry, _stop  # noqa: E402
 from support import REPO, SYSTEMD_HOST, built_fixture, run_module, tool_env  # noqa: E402
 
 PREFIX = "swiftlinux-bench-fleet-"
@@ -46,7 +49,7 @@ SSH_PORT = 18700
 PLAYBOOK = REPO / "bench" / "fleet.yml"
 IMAGE_NAME, IMAGE_TAG = "swiftlinux-bench/fleet-http", "1"
 IMAGE = f"{IMAGE_NAME}:{IMAGE_TAG}"
-DELIVERIES = ("service-docker", "service-ssh", "container")
+DELIVERIES = ("service-docker", "service-registry", "service-ssh", "container")
 # One remote command per line of -vvv output: docker exec for the docker connection, ssh/sftp/scp for SSH.
 ROUND_TRIP = re.compile(r"^<[^>]+> (?:EXEC \[|SSH: EXEC (?:ssh|sftp|scp) )", re.MULTILINE)
 
@@ -84,7 +87,7 @@ def start_hosts(client, count: int, delivery: str, public_key: str) -> list:
     remove_hosts(client)
     if delivery == "container":
         return []  # the container role makes its own containers on this engine
-    transport = delivery.split("-")[1]
+    transport = "ssh" if delivery == "service-ssh" else "docker"
     hosts = []
     for index in range(count):
         options = {**SYSTEMD_HOST, "network_mode": "host", "labels": {"swiftlinux.test": "bench"}}
@@ -115,7 +118,7 @@ def remove_hosts(client) -> None:
         container.remove(force=True)
 
 
-def inventory(count: int, delivery: str, key: Path, artifact: Path) -> dict:
+def inventory(count: int, delivery: str, key: Path, artifact: Path, reference: str = "") -> dict:
     hosts = {}
     for index in range(count):
         port = BASE_PORT + index
@@ -140,7 +143,8 @@ def inventory(count: int, delivery: str, key: Path, artifact: Path) -> dict:
                                    "service_probe": {"kind": "http", "port": port, "path": "/health"}}
     role = "swiftlinux.deploy.container" if delivery == "container" else "swiftlinux.deploy.service"
     return {"all": {"children": {"fleet": {"hosts": hosts, "vars": {
-        "fleet_role": role, "service_name": "bench-http", "service_artifact": str(artifact)}}}}}
+        "fleet_role": role, "service_name": "bench-http", "service_artifact": str(artifact),
+        "service_pull_reference": reference if delivery == "service-registry" else ""}}}}}
 
 
 def container_image(client, artifact: Path) -> None:
@@ -197,6 +201,16 @@ def main() -> None:
         container_image(client, artifact)
     results = []
     with tempfile.TemporaryDirectory(prefix="swiftlinux-bench-fleet-") as work:
+        registry = reference = None
+        if "service-registry" in deliveries:
+            registry, host = _start_registry(Path(work) / "registry", None)
+            start = time.monotonic()
+            pushed = run_module("release_push", {"path": str(artifact), "name": f"{host}/swiftlinux-bench/fleet"})
+            if pushed.get("failed"):
+                raise SystemExit(f"release_push failed: {pushed['msg']}")
+            reference = pushed["reference"]
+            print(json.dumps({"push_seconds": round(time.monotonic() - start, 2),
+                              "uploaded_bytes": pushed["uploaded_bytes"]}), flush=True)
         key = Path(work) / "id_ed25519"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         public_key = (key.with_suffix(".pub")).read_text()
@@ -206,7 +220,7 @@ def main() -> None:
                     for count in sizes:
                         start_hosts(client, count, delivery, public_key)
                         path = Path(work) / f"inventory-{delivery}-{count}.json"
-                        path.write_text(json.dumps(inventory(count, delivery, key, artifact)))
+                        path.write_text(json.dumps(inventory(count, delivery, key, artifact, reference)))
                         first = deploy(path, count)
                         again = deploy(path, count)
                         if first["changed"] == 0 or again["changed"] != 0:
@@ -220,6 +234,8 @@ def main() -> None:
             for container in client.containers.list(all=True, filters={"label": "swiftlinux.test=bench"}):
                 if container.name.startswith(PREFIX):
                     container.remove(force=True)
+            if registry is not None:
+                _stop(registry)
     write_report(results, options)
 
 

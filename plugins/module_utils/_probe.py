@@ -194,8 +194,8 @@ def failure_message(probe, result):
 
 
 def parse_unit_state(text):
-    """`systemctl show --property=...` output as a dict; the three properties the gate reads are always present."""
-    state = dict(ActiveState="", SubState="", NRestarts="0")
+    """`systemctl show --property=...` output as a dict; the properties the gate reads are always present."""
+    state = dict(ActiveState="", SubState="", NRestarts="0", ExecMainStartTimestampMonotonic="0")
     for line in text.splitlines():
         name, sep, value = line.partition("=")
         if sep and name in state:

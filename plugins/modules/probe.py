@@ -84,16 +84,21 @@ last:
   type: str
   sample: "HTTP 503: starting"
 unit_state:
-  description: The unit's C(ActiveState), C(SubState) and C(NRestarts) after the probe, and C(restarts) during it.
+  description:
+    - The unit's C(ActiveState), C(SubState) and C(NRestarts) after the probe, C(restarts) during it, and
+      C(ready_after), the seconds from the start of the unit's main process to the probe's pass (its start-up time
+      when the unit was just started; null when systemd gives no start time).
   returned: when O(unit) is given and not in check mode
   type: dict
-  sample: {"ActiveState": "active", "SubState": "running", "NRestarts": "0", "restarts": 0}
+  sample: {"ActiveState": "active", "SubState": "running", "NRestarts": "0", "restarts": 0, "ready_after": 0.42}
 summary:
   description: One line saying what was probed and how it ended.
   returned: always
   type: str
   sample: "GET http://127.0.0.1:8080/health expecting 200: passed on attempt 2 after 1.0 s (HTTP 200: ok)"
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -137,19 +142,24 @@ def main():
     unit = module.params["unit"]
     before = _unit_state(module, unit) if unit else None
     result = run(probe)
+    passed_at = time.monotonic()  # the clock systemd's *TimestampMonotonic values count on
     if not result["ok"]:
         module.fail_json(msg=failure_message(probe, result), **result)
     if unit:
         state = result["unit_state"] = _unit_state(module, unit)
         state["restarts"] = int(state["NRestarts"] or 0) - int(before["NRestarts"] or 0)
+        started = int(state.pop("ExecMainStartTimestampMonotonic") or 0)
+        state["ready_after"] = round(passed_at - started / 1e6, 2) if started else None
         if state["ActiveState"] != "active" or state["restarts"] > 0:
             module.fail_json(msg=unit_failure_message(state, result), **result)
     module.exit_json(changed=False, **result)
 
 
 def _unit_state(module, unit):
-    """ActiveState, SubState and NRestarts of a unit, as systemctl show prints them."""
-    rc, out, err = module.run_command(["systemctl", "show", "--property=ActiveState,SubState,NRestarts", "--", unit])
+    """ActiveState, SubState, NRestarts and ExecMainStartTimestampMonotonic of a unit, as systemctl show prints them."""
+    rc, out, err = module.run_command(["systemctl", "show",
+                                       "--property=ActiveState,SubState,NRestarts,ExecMainStartTimestampMonotonic",
+                                       "--", unit])
     if rc != 0:
         module.fail_json(msg="Could not ask systemd about unit %s (systemctl said: %s); check that systemd runs on "
                              "the host and the unit name is right." % (unit, (err or out).strip()[:200]))

@@ -213,8 +213,9 @@ def test_module_check_mode_does_not_probe(closed_port):
 
 def test_unit_state_is_read_from_systemctl_show():
     state = _probe.parse_unit_state("ActiveState=activating\nSubState=auto-restart\nNRestarts=3\nOther=x\n")
-    assert state == {"ActiveState": "activating", "SubState": "auto-restart", "NRestarts": "3"}
-    assert _probe.parse_unit_state("") == {"ActiveState": "", "SubState": "", "NRestarts": "0"}
+    assert state == {"ActiveState": "activating", "SubState": "auto-restart", "NRestarts": "3",
+                     "ExecMainStartTimestampMonotonic": "0"}
+    assert _probe.parse_unit_state("ExecMainStartTimestampMonotonic=123\n")["ExecMainStartTimestampMonotonic"] == "123"
 
 
 def test_unit_failure_names_the_state_and_the_restarts():
