@@ -87,6 +87,9 @@ def _bag(path, manifest, executable):
                 system_libraries=[] if own_libc else needed,
                 command=list(manifest["launch"].get(executable) or [os.path.join("bin", executable)]),
                 entrypoint=os.path.join("bin", executable),
+                # The bag's bin/<exe> is a launcher script: the host needs /bin/sh to start it.
+                needs_shell=any(f["kind"] == "launcher" and os.path.normpath(f["path"]) == os.path.join("bin", executable)
+                                for f in manifest["files"]),
                 expected={os.path.normpath(f["path"]): f["sha256"] for f in manifest["files"]},
                 # The whole tree: SONAME links and bundle links are not in the manifest's file list.
                 shipped=_tree(path, "."))
@@ -126,6 +129,7 @@ def describe(path, executable=None, include_debug=False):
         raise ArtifactError("checksum mismatch in %s: %s changed since the manifest was written; rebuild the "
                             "artifact instead of editing it" % (path, ", ".join(changed)))
     listing = json.dumps([sorted(files.items()), sorted(links.items())]).encode()
+    info.setdefault("needs_shell", False)
     info.update(files=files, links=links, release_id=hashlib.sha256(listing).hexdigest()[:16],
                 size=sum(os.path.getsize(os.path.join(path, rel)) for rel in files))
     return info

@@ -191,6 +191,8 @@ def host_fit(host, artifact, install_packages=True):
     need = artifact.get("glibcxx_required")
     if need and host.get("glibcxx_version") and version_key(host["glibcxx_version"]) < version_key(need):
         problems.append("libstdc++ provides GLIBCXX_%s but GLIBCXX_%s is required" % (host["glibcxx_version"], need))
+    if artifact.get("needs_shell") and host.get("shell") is False:
+        problems.append("its launcher is a shell script and the host has no /bin/sh")
     missing = [lib for lib in artifact.get("system_libraries") or [] if lib not in host.get("libraries", {})]
     unknown = [lib for lib in missing if lib not in DEBIAN_PACKAGE_FOR]
     packages = sorted(set(DEBIAN_PACKAGE_FOR[lib] for lib in missing if lib in DEBIAN_PACKAGE_FOR))

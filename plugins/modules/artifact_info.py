@@ -121,6 +121,11 @@ entrypoint:
   returned: always
   type: str
   sample: bin/http-service
+needs_shell:
+  description: Whether the entry point is a script that needs C(/bin/sh) on the host (a bag's launcher).
+  returned: always
+  type: bool
+  version_added: 0.5.0
 release_id:
   description: First 16 hex digits of a sha256 over the file list and checksums.
   returned: always

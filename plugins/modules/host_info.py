@@ -135,6 +135,10 @@ host:
       description: What C(systemctl is-active) printed for O(unit) (V(active), V(inactive), V(failed), ...); V(null) without O(unit).
       type: str
       sample: active
+    shell:
+      description: Whether C(/bin/sh) exists and can be run (a bag's launcher needs it).
+      type: bool
+      version_added: 0.5.0
     unit_file_state:
       description: What C(systemctl is-enabled) printed for O(unit) (V(enabled), V(disabled), V(not-found), ...); V(null) without O(unit).
       type: str
@@ -248,6 +252,7 @@ def main():
         port_in_use=in_use,
         unit_state=unit_state,
         unit_file_state=unit_file_state,
+        shell=os.path.isfile("/bin/sh") and os.access("/bin/sh", os.X_OK),
         user=user_info(module.params["user"]) if module.params["user"] else None,
         paths=dict((path, path_info(path)) for path in module.params["paths"]),
     ))

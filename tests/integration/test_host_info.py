@@ -36,6 +36,7 @@ def test_this_machine_matches_what_other_tools_say():
     assert host["glibcxx_version"] == elf["glibcxx_provided"]
     assert (host["port_in_use"], host["unit_state"], host["unit_file_state"], host["user"]) == (None, None, None, None)
     assert host["paths"] == {}
+    assert host["shell"] is True
 
 
 def test_check_mode_reads_the_same():

@@ -130,6 +130,8 @@ def test_ship_builds_then_each_host_takes_what_it_can_run_past_an_unreachable_on
     assert "version `GLIBC_2." in matrix  # static_stdlib really refused on bullseye, as predicted
     assert "refused (glibc 2.31 is older than the required 2.35" in matrix
     assert "exec /app/bin/http-service: no such file or directory" in matrix  # the bag's launcher needs /bin/sh
+    assert "its launcher is a shell script and the host has no /bin/sh" in matrix  # and the preflight says so
+    assert "mismatch" not in matrix.split("</tr>", 1)[1]  # every prediction matches what happened
 
 
 def test_second_run_changes_nothing(fleet):

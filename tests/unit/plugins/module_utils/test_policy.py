@@ -242,3 +242,11 @@ def test_choose_rejects_an_unknown_preference_and_fallback():
         choose_artifact([STATIC], BOOKWORM, "h", fallback="largest")
     with pytest.raises(AnsibleFilterError, match="not among the built ones"):
         _choose_filter([STATIC], BOOKWORM, "h", "dynamic")
+
+
+def test_a_launcher_needs_a_shell_where_the_host_says_it_has_none():
+    bag = dict(BAG_ALL, needs_shell=True)
+    scratch = dict(BOOKWORM, glibc_version=None, glibcxx_version=None, libraries={}, shell=False)
+    assert host_fit(scratch, bag)["problems"] == ["its launcher is a shell script and the host has no /bin/sh"]
+    assert host_fit(dict(BOOKWORM, shell=True), bag)["ok"]
+    assert host_fit(BOOKWORM, bag)["ok"]  # facts from before host_info read the shell: not a refusal
