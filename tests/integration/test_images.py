@@ -643,10 +643,11 @@ def test_backtracer_and_base_are_layers_every_image_of_a_toolchain_shares(tmp_pa
     # Another program, built from another commit: only the application layer differs.
     second = oci_image({"executable": http["path"], "name": PREFIX + "http", "source_date_epoch": EPOCH + 86400,
                         "dest": str(tmp_path / "http")})
-    assert layer_roles(first) == layer_roles(second) == ["base", "backtracer", "app"]
-    assert [layer["digest"] for layer in first["layers"][:2]] == [layer["digest"] for layer in second["layers"][:2]], \
-        "base and backtracer are byte-identical"
-    assert first["layers"][2]["digest"] != second["layers"][2]["digest"]
+    # runtime: the glibc, libstdc++ and libgcc_s that swift-backtrace-static loads (the program needs none)
+    assert layer_roles(first) == layer_roles(second) == ["base", "backtracer", "runtime", "app"]
+    assert [layer["digest"] for layer in first["layers"][:3]] == [layer["digest"] for layer in second["layers"][:3]], \
+        "base, backtracer and its runtime libraries are byte-identical"
+    assert first["layers"][3]["digest"] != second["layers"][3]["digest"]
     assert "app/swift-backtrace-static" in first["files"]
 
 
@@ -665,10 +666,10 @@ def test_without_the_backtracer_the_image_is_the_program_and_its_ca_bundle(engin
 def test_tzdata_is_a_layer_of_its_own_for_programs_that_use_foundation(tmp_path):
     built = product_of("foundation-service", "static_executable", "foundation-service")
     result = oci_image({"executable": built["path"], "name": PREFIX + "fs", "dest": str(tmp_path / "fs")})
-    assert layer_roles(result) == ["base", "tzdata", "backtracer", "app"]
+    assert layer_roles(result) == ["base", "tzdata", "backtracer", "runtime", "app"]
     tzdata = oci_image({"executable": built["path"], "name": PREFIX + "fs", "tzdata": False,
                         "dest": str(tmp_path / "no-tz")})
-    assert layer_roles(tzdata) == ["base", "backtracer", "app"]
+    assert layer_roles(tzdata) == ["base", "backtracer", "runtime", "app"]
 
 
 def test_a_warm_layer_cache_compresses_only_the_changed_layer(tmp_path):
@@ -682,8 +683,8 @@ def test_a_warm_layer_cache_compresses_only_the_changed_layer(tmp_path):
     cold = oci_image({**common, "executable": built["path"], "dest": str(tmp_path / "cold")})
     assert not any(layer["cached"] for layer in cold["layers"])
     warm = oci_image({**common, "executable": str(program), "dest": str(tmp_path / "warm")})
-    assert [layer["cached"] for layer in warm["layers"]] == [True, True, False]
-    assert [layer["digest"] for layer in warm["layers"][:2]] == [layer["digest"] for layer in cold["layers"][:2]]
+    assert [layer["cached"] for layer in warm["layers"]] == [True, True, True, False]
+    assert [layer["digest"] for layer in warm["layers"][:3]] == [layer["digest"] for layer in cold["layers"][:3]]
     uncached = oci_image({**common, "executable": str(program), "layer_cache": "", "dest": str(tmp_path / "fresh")})
     assert uncached["digest"] == warm["digest"], "a cached blob is the same bytes"
 
