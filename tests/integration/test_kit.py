@@ -76,7 +76,7 @@ def test_execution_environment_context_names_the_declared_dependencies(tmp_path)
                    check=True, capture_output=True, text=True)
     python_deps = {line.split()[0] for line in pip.read_text().splitlines() if "swiftlinux.deploy" in line}
     system_deps = {line.split()[0] for line in bindep.read_text().splitlines() if "swiftlinux.deploy" in line}
-    assert python_deps == {"pyelftools>=0.33", "requests"}
+    assert python_deps == {"pyelftools>=0.33", "requests", "zstandard>=0.25.0", "matplotlib>=3.10"}
     assert system_deps == {"patchelf", "binutils", "libc-bin", "glibc-common"}
 
 
