@@ -16,10 +16,9 @@ COLLECTION_LINK := .build/collections/ansible_collections/swiftlinux/deploy
 # their own (swiftlinux-test-container/, swiftlinux-test-images/, swiftlinux-ship-test/). Every test file not named
 # here falls into the hosts stream by itself.
 PYTEST_IMAGES := $(addprefix tests/integration/,test_images.py test_fixtures.py test_elf_info.py test_collection.py \
-                   test_swift_build.py test_bench.py)
+                   test_swift_build.py test_bench.py test_debugging.py)
 PYTEST_FLEET  := $(addprefix tests/integration/,test_ship.py test_lambda_package.py test_kit.py test_host_info.py \
-                   test_dependencies.py test_container_role.py test_hostile_images.py test_registry_delivery.py \
-                   test_debugging.py)
+                   test_dependencies.py test_container_role.py test_hostile_images.py test_registry_delivery.py)
 PYTEST_HOSTS  := tests/unit $(filter-out $(PYTEST_IMAGES) $(PYTEST_FLEET),$(wildcard tests/integration/test_*.py))
 PYTEST_STREAM := $(VENV)/bin/python -m pytest -p no:cacheprovider
 # ansible-core lines tested beside the venv's own 2.19, each in .build/cores/<line> from tests/cores/<line>.txt
