@@ -9,6 +9,8 @@ import dataclasses
 import functools
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -255,3 +257,19 @@ def remove_tags(client, *prefixes: str) -> None:
                     client.images.remove(tag, force=True)
                 except docker.errors.APIError:
                     pass  # already gone with another tag of the same image
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def require(tool: str, package: str) -> str:
+    """The path of a tool the test needs; a clear failure (never a skip) naming the Debian package when it is missing."""
+    path = shutil.which(tool)
+    if not path:
+        pytest.fail(f"{tool} is missing; install it with 'apt-get install -y {package}' (make bootstrap does this)",
+                    pytrace=False)
+    return path

@@ -4,8 +4,6 @@ Real registries, started and stopped here; a missing binary is a failure that sa
 """
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from support import free_port, require
 
 REGISTRY_USER = "swiftlinux"
 REGISTRY_PASSWORD = "s3cret-for-tests"
@@ -28,23 +27,9 @@ class RunningRegistry:
     password: str | None = None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _require(tool: str, package: str) -> str:
-    path = shutil.which(tool)
-    if not path:
-        pytest.fail(f"{tool} is missing; install it with 'apt-get install -y {package}' (make bootstrap does this)",
-                    pytrace=False)
-    return path
-
-
 def _start_registry(workdir: Path, htpasswd: Path | None) -> tuple[subprocess.Popen, str]:
-    binary = _require("docker-registry", "docker-registry")
-    port = _free_port()
+    binary = require("docker-registry", "docker-registry")
+    port = free_port()
     storage = workdir / "storage"
     storage.mkdir(parents=True)
     auth = (f"auth:\n  htpasswd:\n    realm: swiftlinux-test\n    path: {htpasswd}\n" if htpasswd else "")
@@ -93,7 +78,7 @@ def registry(tmp_path_factory):
 @pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory):
     """A registry that wants user swiftlinux with a password (htpasswd, bcrypt)."""
-    htpasswd_tool = _require("htpasswd", "apache2-utils")
+    htpasswd_tool = require("htpasswd", "apache2-utils")
     workdir = tmp_path_factory.mktemp("auth-registry")
     htpasswd = workdir / "htpasswd"
     subprocess.run([htpasswd_tool, "-Bbc", str(htpasswd), REGISTRY_USER, REGISTRY_PASSWORD],

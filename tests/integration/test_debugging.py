@@ -9,7 +9,6 @@ debuginfod on 127.0.0.1.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -18,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from support import (FIXTURES, REPO, built_fixture, remove_tags, run_module, run_playbook, start_systemd_host,
-                     swift_build_fixture, swift_bin_dir, tool_env)
+from support import (FIXTURES, REPO, built_fixture, free_port, remove_tags, require, run_module, run_playbook,
+                     start_systemd_host, swift_build_fixture, swift_bin_dir, tool_env)
 
 pytestmark = pytest.mark.slow
 
@@ -32,20 +31,6 @@ IMAGE = "swiftlinux-debug-crash/http"
 HOST = "swiftlinux-debug-host"
 CONTAINER = "swiftlinux-debug-ct"
 CRASH_ENV = {"HTTP_CRASH_ROUTE": "1"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def require(tool: str, package: str) -> str:
-    path = shutil.which(tool)
-    if not path:
-        pytest.fail(f"{tool} is missing; install it with 'apt-get install -y {package}' (make bootstrap does this)",
-                    pytrace=False)
-    return path
 
 
 def build_id(mode: str) -> str:
