@@ -50,8 +50,10 @@ PLAYBOOK = REPO / "bench" / "fleet.yml"
 IMAGE_NAME, IMAGE_TAG = "swiftlinux-bench/fleet-http", "1"
 IMAGE = f"{IMAGE_NAME}:{IMAGE_TAG}"
 DELIVERIES = ("service-docker", "service-registry", "service-ssh", "container")
-# One remote command per line of -vvv output: docker exec for the docker connection, ssh/sftp/scp for SSH.
-ROUND_TRIP = re.compile(r"^<[^>]+> (?:EXEC \[|SSH: EXEC (?:ssh|sftp|scp) )", re.MULTILINE)
+# One remote command per line of -vvv output: over the docker connection a docker exec ("EXEC [") or a transfer
+# ("PUT", itself a docker exec of dd); over SSH an ssh, sftp or scp run (its "PUT" line is the same transfer).
+ROUND_TRIP = re.compile(r"^<[^>]+> (?:EXEC \[|PUT |SSH: EXEC (?:ssh|sftp|scp) )", re.MULTILINE)
+SSH_PUT = re.compile(r"^<[^>]+> PUT ", re.MULTILINE)
 
 
 def ssh_image(client) -> None:
@@ -172,6 +174,8 @@ def deploy(inventory_path: Path, count: int) -> dict:
     if len(recap) != count:
         raise SystemExit(f"expected a recap line for each of {count} host(s):\n{proc.stdout[-3000:]}")
     trips = len(ROUND_TRIP.findall(proc.stdout))
+    if "SSH: EXEC" in proc.stdout:
+        trips -= len(SSH_PUT.findall(proc.stdout))  # counted once, as its sftp/scp run
     return {"seconds": round(elapsed, 2), "changed": sum(int(c) for c in recap), "round_trips_per_host": trips / count}
 
 
@@ -297,7 +301,7 @@ def write_report(results: list, options, machine: str = "") -> None:
 `make bench-fleet` (bench/fleet.py --runs {options.runs}) on this machine ({machine}).
 Each cell is the median over {options.runs} run(s) with the min–max in brackets; hosts are fresh bookworm systemd
 hosts for every run, the program is http-service built `static_executable`, and every play uses `-f 8` with
-pipelining. Round-trips are the commands the connection ran on each host (docker exec, or ssh exec and transfers); the
+pipelining. Round-trips are the commands the connection ran on each host (docker exec, or ssh exec, transfers included); the
 container role's hosts are containers on this machine's engine, reached with the local connection, so it has none.
 
 ![first deploy and unchanged re-run by fleet size](fleet-benchmark.png)
@@ -320,8 +324,12 @@ How the round-trips came down (the issue's levers):
   libstdc++'s version names on the host, architecture, systemd, the library cache, the port's owner) and also the
   releases the host holds, the service user, and the unit's link and state, so the tasks that would change those
   run only when something differs. `probe` with `unit` is the whole gate in one call (probe, unit still active,
-  no restart meanwhile). With `service_pull_reference` the release module fetches, verifies and switches a release
-  in one call instead of a directory, a copy per file and a link per entry.
+  no restart meanwhile). A new release is one task: the release action plugin packs the artifact into one
+  uncompressed tar on the controller and sends it in one transfer, and the module extracts it (refusing anything but
+  files, directories and relative links inside the release), adds the configuration and the entry-point link, checks
+  every sha256 and switches, where it was a directory, a copy per file and a link per entry. With
+  `service_pull_reference` the module fetches the release from a registry instead. A unit that was stopped is
+  started once, not started and then restarted by the handler.
 - **Pipelining** is on (ansible.cfg and the molecule config): each module goes over the connection's stdin instead
   of a temporary file, for the docker and ssh connections alike. It does not apply to the local connection
   (nothing to transfer), and with `become` over SSH it needs sudo without `requiretty` (Debian's default).

@@ -15,6 +15,7 @@ hold directories, regular files and relative symbolic links that stay inside the
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -247,15 +248,16 @@ def _inside(name):
     return "/".join(parts)
 
 
-def extract(blob, staging):
-    """Extract a gzip tar layer into staging: directories, regular files and relative links that stay inside.
+def extract(blob, staging, compressed=True):
+    """Extract a tar layer (gzip unless compressed is False) into staging: directories, regular files and relative
+    links that stay inside.
 
     Any other member (a hard link, a device, a FIFO, an absolute or climbing path, a link that leads out) stops the
     extraction with an OciError, and nothing below a symbolic link is ever written.
     """
     count = 0
     try:
-        with tarfile.open(blob, mode="r:gz") as archive:
+        with tarfile.open(blob, mode="r:gz" if compressed else "r:") as archive:
             for member in archive:
                 count += 1
                 if count > MAX_MEMBERS:
@@ -298,8 +300,8 @@ def extract(blob, staging):
                     raise OciError("the layer holds %s, a %s; a release holds only files, directories and links"
                                    % (name, _KINDS.get(member.type, "special file")))
     except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, OciError):
-            raise
+        if isinstance(exc, OciError) or getattr(exc, "errno", None) == errno.ENOSPC:
+            raise  # a full disk is the host's problem, not the layer's: the caller says so
         raise OciError("could not extract a layer of the release: %s" % (getattr(exc, "strerror", None) or exc))
 
 

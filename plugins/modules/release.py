@@ -12,6 +12,9 @@ short_description: Install a verified release directory and switch the current s
 version_added: 0.1.0
 description:
   - Manages C(<root>/releases/<id>/) and the C(<root>/current) symlink on the target.
+  - A release comes from the controller with O(src) (one tar, one transfer), from an OCI registry with O(pull), or
+    from a staging directory uploaded before with O(staging). Installing one creates C(<root>) and
+    C(<root>/releases) when they are missing and keeps them owned by root with mode 0755.
   - With O(state=present), verifies the sha256 of every file of an uploaded staging directory, moves it to
     C(releases/<id>) in one rename, points C(current) at it with an atomic rename of a new symlink, and
     removes all but the newest O(keep) releases (never the current or previous one).
@@ -101,25 +104,52 @@ options:
       cache:
         description: The host's blob cache; blobs of releases that were pruned are removed from it.
         type: path
+  src:
+    description:
+      - Directory on the controller holding the artifact, uploaded when C(releases/<id>) does not exist yet.
+      - The action plugin packs every file of O(files) that is not in O(content) into one uncompressed tar, read
+        from inside O(src) only (a file must be a regular file there, not a symbolic link), sends it to the host in
+        one transfer, and the module extracts it into C(releases/.staging-<id>) as for O(pull). So a release costs
+        the same few round-trips whatever its number of files.
+      - Leave it out when the host already holds the release (M(swiftlinux.deploy.host_info) lists them), and
+        nothing is sent.
+    type: path
+    version_added: 0.6.0
+  archive:
+    description:
+      - A tar on the host holding the release's files, which the action plugin uploaded from O(src); set by the
+        action plugin, not by hand. It is read, never removed (it lies in Ansible's temporary directory).
+      - It may hold only directories, regular files and relative symbolic links inside the release.
+    type: path
+    version_added: 0.6.0
   content:
     description:
-      - Text files to add to a release installed with O(pull), relative path to text, for example the configuration
-        that belongs to the release; written with mode 0600 before O(files) are verified.
+      - Text files to add to a release installed with O(src) or O(pull), relative path to text, for example the
+        configuration that belongs to the release; written with mode 0600 before O(files) are verified.
       - Not logged, since a service's environment may hold secrets.
     type: dict
     default: {}
     version_added: 0.5.0
   links:
     description:
-      - Symbolic links to add to a release installed with O(pull), relative path to a relative target inside the
-        release, for example the entry point the service's unit starts.
+      - Symbolic links to add to a release installed with O(src) or O(pull), relative path to a relative target
+        inside the release, for example the entry point the service's unit starts, or a bag's library links.
     type: dict
     default: {}
     version_added: 0.5.0
 """
 
 EXAMPLES = r"""
-- name: Install and switch to the uploaded release
+- name: Upload the artifact in one transfer, verify it and switch to it
+  swiftlinux.deploy.release:
+    root: /opt/api
+    release_id: "{{ artifact.release_id }}"
+    src: /srv/build/api-static_executable
+    files: "{{ artifact.files }}"
+    links: "{{ artifact.links }}"
+  register: api_release
+
+- name: Install and switch to a release uploaded into a staging directory
   swiftlinux.deploy.release:
     root: /opt/api
     release_id: "{{ artifact.release_id }}"
@@ -165,10 +195,12 @@ layers:
   elements: dict
 """
 
+import errno
 import fcntl
 import os
 import re
 import shutil
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -306,8 +338,9 @@ def _present(module, root, release_id, result):
     if kind not in ("missing", "directory"):
         raise ReleaseError("%s is not a release directory; move it away and deploy again" % final)
     install = kind == "missing"
-    if install and p["pull"] and not module.check_mode:
-        staging = _pull(p, root, release_id, staging, result)
+    if install and (p["pull"] or p["archive"]) and not module.check_mode:
+        _ensure_dir(root)
+        staging = _stage(p, root, release_id, result)
     if install:
         if module.check_mode and not (staging and os.path.isdir(staging)):
             result["changed"] = True  # in check mode the upload (or pull) before this did not happen
@@ -346,22 +379,41 @@ def _present(module, root, release_id, result):
     return result
 
 
-def _pull(p, root, release_id, staging, result):
-    """Fetch and extract the release into a staging directory of this module's own; returns its path."""
-    pull = p["pull"]
-    host, repository, digest = _release_oci.parse_reference(pull["reference"])
+def _ensure_dir(path):
+    """path as a directory owned by root with mode 0755, as the service role keeps a service's root and releases."""
+    if _manifest.file_type(path) == "missing":
+        os.mkdir(path, 0o755)
+    elif _manifest.file_type(path) != "directory":
+        raise ReleaseError("%s is not a directory; move it away and deploy again" % path)
+    info = os.lstat(path)
+    if (info.st_uid, info.st_gid) != (0, 0) and os.geteuid() == 0:
+        os.lchown(path, 0, 0)
+    if stat.S_IMODE(info.st_mode) != 0o755:
+        os.chmod(path, 0o755)
+
+
+def _stage(p, root, release_id, result):
+    """Extract the uploaded archive (src) or the pulled release into a staging directory of this module's own,
+    add content and links; returns its path."""
     releases = os.path.join(root, "releases")
-    if not os.path.isdir(releases):
-        os.mkdir(releases, 0o755)
-    staging = staging or os.path.join(releases, "%s-%s" % (STAGING_PREFIX, release_id))
-    _check_staging(root, staging)
+    _ensure_dir(releases)
+    staging = _check_staging(root, os.path.join(releases, "%s-%s" % (STAGING_PREFIX, release_id)))
     if os.path.lexists(staging):
         shutil.rmtree(staging)  # an interrupted pull or upload of this release: a staging directory (checked above)
-    cache = pull["cache"] or os.path.join(root, ".blobs")
-    registry = _release_oci.ReleaseRegistry(host, pull["username"], pull["password"], pull["insecure"])
     done = False
     try:
-        pulled = _release_oci.pull(registry, repository, digest, cache, staging)
+        if p["pull"]:
+            pull = p["pull"]
+            host, repository, digest = _release_oci.parse_reference(pull["reference"])
+            cache = pull["cache"] or os.path.join(root, ".blobs")
+            registry = _release_oci.ReleaseRegistry(host, pull["username"], pull["password"], pull["insecure"])
+            pulled = _release_oci.pull(registry, repository, digest, cache, staging)
+        else:
+            if _manifest.file_type(p["archive"]) != "file":
+                raise ReleaseError("archive %s is not a regular file on the host; upload the artifact with src"
+                                   % p["archive"])
+            os.mkdir(staging, 0o755)
+            _release_oci.extract(p["archive"], staging, compressed=False)
         for rel, text in sorted(p["content"].items()):
             full = _manifest.contained(staging, rel, "content key")
             if not os.path.isdir(os.path.dirname(full)):
@@ -374,15 +426,16 @@ def _pull(p, root, release_id, staging, result):
             if not os.path.isdir(os.path.dirname(full)):
                 os.makedirs(os.path.dirname(full), 0o755)
             if os.path.lexists(full):
-                raise ReleaseError("links key %s is already in the pulled release; choose another path" % rel)
+                raise ReleaseError("links key %s is already in the release; choose another path" % rel)
             os.symlink(target, full)
             _manifest.check_link(staging, rel, "links key")
         done = True
     finally:
         if not done:
-            shutil.rmtree(staging, ignore_errors=True)  # ours: made by this pull, checked by _check_staging
-    _release_oci.record_release(cache, release_id, pulled["layers"])
-    result.update(fetched_bytes=pulled["fetched_bytes"], layers=pulled["layers"])
+            shutil.rmtree(staging, ignore_errors=True)  # ours: made by this run, checked by _check_staging
+    if p["pull"]:
+        _release_oci.record_release(cache, release_id, pulled["layers"])
+        result.update(fetched_bytes=pulled["fetched_bytes"], layers=pulled["layers"])
     return staging
 
 
@@ -408,10 +461,13 @@ def main():
                 insecure=dict(type="bool", default=False),
                 cache=dict(type="path"),
             )),
+            src=dict(type="path"),
+            archive=dict(type="path"),
             content=dict(type="dict", default={}, no_log=True),
             links=dict(type="dict", default={}),
         ),
         required_if=[("state", "rollback", ("previous_id",))],
+        mutually_exclusive=[("src", "pull", "staging"), ("archive", "pull", "staging")],
         supports_check_mode=True,
     )
     p = module.params
@@ -429,6 +485,14 @@ def main():
     if not os.path.lexists(root) and module.check_mode and p["state"] == "present":
         module.exit_json(changed=True, release_id=target_of(p), previous_id=None, pruned=[],
                          path=os.path.join(root, "releases", target_of(p)))  # a first install in check mode
+    if p["src"] is not None and p["archive"] is None:
+        refuse("src %s reached the module without its upload: src is uploaded by the release action plugin, so call "
+               "the module as swiftlinux.deploy.release (not through another action or module runner)" % p["src"])
+    if not os.path.lexists(root) and p["state"] == "present" and (p["archive"] or p["pull"]) and not module.check_mode:
+        try:
+            os.makedirs(root, 0o755)  # its owner and mode are checked like an existing root's (_ensure_dir)
+        except OSError as exc:
+            refuse("could not create root %s: %s" % (root, exc.strerror or exc))
     if not os.path.isdir(root):
         refuse("root %s is not a directory; create it (the service role does) and deploy again" % root)
     target = target_of(p)
@@ -450,6 +514,11 @@ def main():
     except (ReleaseError, ManifestError, OciError) as exc:
         module.fail_json(msg="%s; %s" % (exc, _what_is_current(root)), **result)
     except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            module.fail_json(msg="release %s could not be installed under %s: the file system is full (%s); free space "
+                                 "there or use another root. Its staging directory was removed and the release that "
+                                 "was current is untouched: %s" % (target, root, exc.strerror, _what_is_current(root)),
+                             **result)
         module.fail_json(msg="release %s under %s failed: %s (%s); fix that and deploy again; %s"
                              % (target, root, exc.strerror or exc, exc.filename or root, _what_is_current(root)),
                          **result)

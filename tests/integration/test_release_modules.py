@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,84 @@ def test_release_bad_inputs(tmp_path, args, needle):
     result = run_module("release", {"root": str(tmp_path), **args})
     assert result.get("failed") and needle in result["msg"], result
     assert os.listdir(tmp_path / "releases") == []
+
+
+# ---- release with src: the artifact in one transfer (the action plugin) ------------------------
+
+def artifact_dir(tmp_path: Path) -> tuple[Path, dict]:
+    src = tmp_path / "artifact"
+    (src / "lib").mkdir(parents=True)
+    (src / "app").write_bytes(b"#!/bin/sh\necho app\n")
+    (src / "app").chmod(0o755)
+    (src / "lib" / "libx.so.1.2").write_bytes(b"library")
+    (src / "lib" / "libx.so.1").symlink_to("libx.so.1.2")
+    return src, {"app": sha(b"#!/bin/sh\necho app\n"), "lib/libx.so.1.2": sha(b"library")}
+
+
+def test_src_uploads_verifies_and_switches_in_one_task_and_again_changes_nothing(tmp_path):
+    src, files = artifact_dir(tmp_path)
+    root = tmp_path / "opt" / "svc"  # missing: the module makes it, and releases, owned by root with mode 0755
+    args = {"root": str(root), "release_id": "r1", "src": str(src), "files": {**files, ".swiftlinux/env": sha(b"A=1\n")},
+            "content": {".swiftlinux/env": "A=1\n"},
+            "links": {"lib/libx.so.1": "libx.so.1.2", ".swiftlinux/svc": "../app"}}
+    assert run_module("release", args, check_mode=True)["changed"]
+    assert not root.exists(), "check mode sends and writes nothing"
+    result = run_module("release", args)
+    assert result["changed"] and os.readlink(root / "current") == "releases/r1", result
+    release = root / "releases" / "r1"
+    assert (release / "app").read_bytes() == b"#!/bin/sh\necho app\n" and os.access(release / "app", os.X_OK)
+    assert os.readlink(release / "lib" / "libx.so.1") == "libx.so.1.2"
+    assert os.readlink(release / ".swiftlinux" / "svc") == "../app"
+    assert oct((release / ".swiftlinux" / "env").stat().st_mode & 0o777) == "0o600"
+    assert oct(root.stat().st_mode & 0o777) == "0o755" and oct((root / "releases").stat().st_mode & 0o777) == "0o755"
+    assert sorted(os.listdir(root / "releases")) == ["r1"], "no staging directory is left"
+    again = {k: v for k, v in args.items() if k != "src"}
+    assert not run_module("release", again)["changed"]
+
+
+@pytest.mark.parametrize(("damage", "needle"), [
+    ("outside", "outside"),         # a file of the release that is a link out of the artifact
+    ("missing", "cannot be read"),  # a file the release names that the artifact lacks
+    ("fifo", "not a regular file"),
+])
+def test_src_refuses_what_it_must_not_send_and_the_host_keeps_its_release(tmp_path, damage, needle):
+    src, files = artifact_dir(tmp_path)
+    root = tmp_path / "svc"
+    assert run_module("release", {"root": str(root), "release_id": "r1", "src": str(src), "files": files,
+                                  "links": {"lib/libx.so.1": "libx.so.1.2"}})["changed"]
+    (src / "app").unlink()
+    if damage == "outside":
+        secret = tmp_path / "secret"
+        secret.write_text("controller secret")
+        (src / "app").symlink_to(secret)
+    elif damage == "fifo":
+        os.mkfifo(src / "app")
+    result = run_module("release", {"root": str(root), "release_id": "r2", "src": str(src), "files": files})
+    assert result.get("failed") and needle in result["msg"] and "Nothing was sent" in result["msg"], result
+    assert "Traceback" not in json.dumps(result)
+    assert os.readlink(root / "current") == "releases/r1" and sorted(os.listdir(root / "releases")) == ["r1"]
+
+
+def test_an_archive_with_a_path_outside_the_release_is_refused(tmp_path):
+    archive = tmp_path / "release.tar"
+    with tarfile.open(archive, "w") as tar:
+        member = tarfile.TarInfo("../../escaped")
+        member.size = 3
+        tar.addfile(member, io.BytesIO(b"bad"))
+    root = tmp_path / "svc"
+    root.mkdir()
+    result = run_module("release", {"root": str(root), "release_id": "r1", "archive": str(archive),
+                                    "files": {"escaped": sha(b"bad")}})
+    assert result.get("failed") and "outside the release" in result["msg"] and "no release is current" in result["msg"]
+    assert not (tmp_path / "escaped").exists() and os.listdir(root / "releases") == []
+    assert archive.exists(), "the module never removes the archive it was given"
+
+
+def test_src_that_is_not_a_directory_is_one_error(tmp_path):
+    _, files = artifact_dir(tmp_path)
+    root = tmp_path / "svc"
+    root.mkdir()
+    result = run_module("release", {"root": str(root), "release_id": "r1", "src": str(tmp_path / "nope"),
+                                    "files": files})
+    assert result.get("failed") and "is not a directory on the controller" in result["msg"], result
+    assert os.listdir(root) == []

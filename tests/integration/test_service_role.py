@@ -172,6 +172,12 @@ def test_programs_that_are_not_ours_deploy_with_generic_probes_only(host):
     assert again.rc == 0 and again.changed == 0, again.output[-3000:]
 
 
+def uploading(host) -> bool:
+    found = host.exec_run(["sh", "-c", "ls -d /root/.ansible/tmp/*/release.tar /opt/kill/releases/.staging-* "
+                                       "2>/dev/null"]).output.decode()
+    return bool(found.strip())
+
+
 def test_play_killed_while_uploading_leaves_the_old_release_and_the_next_run_completes(host):
     result = deploy(host, "kill", "http-service", 8102)
     assert result.rc == 0, result.output
@@ -185,7 +191,9 @@ def test_play_killed_while_uploading_leaves_the_old_release_and_the_next_run_com
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while not any(e.startswith(".staging-") for e in entries(host, "/opt/kill/releases")):
+        # The release travels as one tar into Ansible's temporary directory on the host, then is extracted into
+        # releases/.staging-<id>: kill the play as soon as either has begun.
+        while not uploading(host):
             assert play.poll() is None, "the play finished before the upload could be interrupted"
             assert time.monotonic() < deadline, "the upload never started"
             time.sleep(0.05)
