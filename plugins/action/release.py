@@ -50,7 +50,9 @@ def pack(src, names, out):
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = True
+    # False: ActionBase would make a temporary directory on the host for every run, costing two round-trips even when
+    # nothing is sent; run() makes one only for an upload.
+    TRANSFERS_FILES = False
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)

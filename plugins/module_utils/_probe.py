@@ -33,6 +33,23 @@ def tail(text, limit=TAIL):
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
+# The probe option's argument spec: the probe module's, and the probe_problem filter's on the controller.
+PROBE_SPEC = dict(
+    kind=dict(type="str", required=True, choices=["http", "tcp", "command", "none"]),
+    host=dict(type="str", default="127.0.0.1"),
+    port=dict(type="int"),
+    path=dict(type="str", default="/"),
+    status=dict(type="int", default=200),
+    body=dict(type="str"),
+    command=dict(type="list", elements="str"),
+    seconds=dict(type="float", default=5),
+    retries=dict(type="int", default=20),
+    delay=dict(type="float", default=1),
+    timeout=dict(type="float", default=5),
+)
+
+
+
 def _number(probe, name, minimum, integer=False):
     value = probe.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
@@ -207,3 +224,18 @@ def unit_failure_message(state, result):
     """Why a unit failed its gate although (or before) the probe passed."""
     return "the unit is %s (%s) and was restarted %d time(s) during the probe (%s)" % (
         state["ActiveState"] or "unknown", state["SubState"] or "unknown", state["restarts"], result["summary"])
+
+
+def problem(description):
+    """The error the probe module would give for this description (types as its argument spec coerces them), or ''."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    checked = ArgumentSpecValidator(dict(probe=dict(type="dict", required=True, options=PROBE_SPEC))).validate(
+        dict(probe=description))
+    if checked.error_messages:
+        return checked.errors.msg
+    try:
+        validate(checked.validated_parameters["probe"])
+    except ProbeError as exc:
+        return str(exc)
+    return ""

@@ -103,6 +103,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._probe import (
+    PROBE_SPEC,
     ProbeError,
     describe,
     failure_message,
@@ -112,19 +113,6 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._probe import (
     validate,
 )
 
-PROBE_SPEC = dict(
-    kind=dict(type="str", required=True, choices=["http", "tcp", "command", "none"]),
-    host=dict(type="str", default="127.0.0.1"),
-    port=dict(type="int"),
-    path=dict(type="str", default="/"),
-    status=dict(type="int", default=200),
-    body=dict(type="str"),
-    command=dict(type="list", elements="str"),
-    seconds=dict(type="float", default=5),
-    retries=dict(type="int", default=20),
-    delay=dict(type="float", default=1),
-    timeout=dict(type="float", default=5),
-)
 
 
 def main():

@@ -223,3 +223,27 @@ def test_unit_failure_names_the_state_and_the_restarts():
     message = _probe.unit_failure_message(state, {"summary": "GET /health: passed on attempt 1"})
     assert message == ("the unit is active (running) and was restarted 2 time(s) during the probe "
                        "(GET /health: passed on attempt 1)")
+
+
+@pytest.mark.parametrize(("description", "needle"), [
+    ({"kind": "udp", "port": 53}, "http, tcp, command, none"),
+    ({"kind": "http"}, "a http probe needs a port"),
+    ({"kind": "http", "port": "eighty"}, "port"),
+    ({"kind": "tcp", "port": 70000}, "out of range"),
+    ({"kind": "none", "retries": -1}, "retries must be 0 or more"),
+    ({"kind": "http", "port": 80, "colour": "red"}, "colour"),
+    ("http", "dict"),
+])
+def test_probe_problem_says_what_the_module_would_say(description, needle):
+    """The probe_problem filter (roles check descriptions with it on the controller) and the module agree."""
+    said = _probe.problem(description)
+    assert needle in said
+    module = run_module("probe", {"probe": description}, check_mode=True)
+    assert module.get("failed") and needle in module["msg"], module
+
+
+def test_probe_problem_accepts_what_the_module_accepts():
+    for description in ({"kind": "http", "port": "8080", "path": "/health"}, {"kind": "none", "seconds": 1},
+                        {"kind": "command", "command": ["true"]}):
+        assert _probe.problem(description) == ""
+        assert not run_module("probe", {"probe": description}, check_mode=True).get("failed")
