@@ -49,7 +49,6 @@ PROBE_SPEC = dict(
 )
 
 
-
 def _number(probe, name, minimum, integer=False):
     value = probe.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):

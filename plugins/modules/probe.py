@@ -114,7 +114,6 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._probe import (
 )
 
 
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(probe=dict(type="dict", required=True, options=PROBE_SPEC), unit=dict(type="str")),

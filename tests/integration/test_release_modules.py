@@ -204,7 +204,7 @@ def test_an_archive_with_a_path_outside_the_release_is_refused(tmp_path):
 
 
 def test_src_that_is_not_a_directory_is_one_error(tmp_path):
-    _, files = artifact_dir(tmp_path)
+    files = artifact_dir(tmp_path)[1]
     root = tmp_path / "svc"
     root.mkdir()
     result = run_module("release", {"root": str(root), "release_id": "r1", "src": str(tmp_path / "nope"),
