@@ -47,7 +47,7 @@ SSH_IMAGE = "swiftlinux-bench-ssh:bookworm"
 BASE_PORT = 18600  # host n serves on BASE_PORT + n and, over SSH, listens for ssh on SSH_PORT + n (127.0.0.1)
 SSH_PORT = 18700
 PLAYBOOK = REPO / "bench" / "fleet.yml"
-IMAGE_NAME, IMAGE_TAG = "swiftlinux-bench/fleet-http", "1"
+IMAGE_NAME, IMAGE_TAG = "swiftlinux-bench-fleet/http", "1"  # its own prefix: other benches clean theirs
 IMAGE = f"{IMAGE_NAME}:{IMAGE_TAG}"
 DELIVERIES = ("service-docker", "service-registry", "service-ssh", "container")
 # One remote command per line of -vvv output: over the docker connection a docker exec ("EXEC [") or a transfer
@@ -203,8 +203,6 @@ def main() -> None:
     if "service-ssh" in deliveries:
         ssh_image(client)
     artifact = Path(built_fixture("http-service", "static_executable")["manifest"]).parent
-    if "container" in deliveries:
-        container_image(client, artifact)
     results = []
     with tempfile.TemporaryDirectory(prefix="swiftlinux-bench-fleet-") as work:
         registry = reference = None
@@ -224,6 +222,8 @@ def main() -> None:
             for run in range(options.runs):
                 for delivery in deliveries:
                     for count in sizes:
+                        if delivery == "container":
+                            container_image(client, artifact)  # loaded again each time: nothing may remove it meanwhile
                         start_hosts(client, count, delivery, public_key)
                         path = Path(work) / f"inventory-{delivery}-{count}.json"
                         path.write_text(json.dumps(inventory(count, delivery, key, artifact, reference)))
