@@ -347,9 +347,10 @@ How the round-trips came down (the issue's levers):
 - Over SSH, ansible's default ControlMaster/ControlPersist keeps one connection per host for the whole play; over the
   docker connection every round-trip is a `docker exec`.
 
-For the service role, an unchanged re-run ships no file: the release module finds the release the host already holds (host_info lists them)
-and the only host calls are host_info, the service group and user, the release check, the unit link, the unit state
-and the probe gate.
+For the service role, an unchanged re-run ships no file: host_info lists the releases the host holds, so the role
+sends nothing, and its only host calls are host_info, the release check and the probe gate. A first deploy over the
+docker connection adds the service group and user, the release's temporary directory, transfer and clean-up, the unit
+link and the unit's start; with a registry the host pulls instead, without the temporary directory and transfer.
 """
     (REPO / "docs" / "fleet-benchmark.md").write_text(report)
     (REPO / "docs" / "fleet-benchmark.json").write_text(json.dumps({"machine": machine, "runs": results}, indent=1)
