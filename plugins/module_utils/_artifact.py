@@ -85,8 +85,9 @@ def _bag(path, manifest, executable):
     backtracer = manifest.get("backtracer")
     if backtracer is not None and not any(os.path.normpath(f["path"]) == os.path.normpath(backtracer)
                                           and f["kind"] in ("backtracer", "launcher") for f in manifest["files"]):
-        raise ArtifactError("the bag %s names the backtracer %s, which is not a backtracer or launcher among its files; "
-                            "rebuild the artifact with swiftlinux.deploy.shared_objects" % (path, backtracer))
+        raise ArtifactError("%s names the backtracer %s, which is not a backtracer or launcher among the bag's files; "
+                            "rebuild the artifact with swiftlinux.deploy.shared_objects"
+                            % (os.path.join(path, _manifest.BAG_MANIFEST), backtracer))
     return dict(kind="bag", link_mode="dynamic", scope=scope, executable=executable,
                 architecture=manifest["architecture"],
                 glibc_required=None if own_libc else manifest.get("glibc_required"),

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import version_key
@@ -36,7 +37,7 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._resolve import 
 )
 
 __all__ = ["BagError", "ResolveError", "SCOPES", "LAYOUT_VERSION", "BACKTRACER", "category", "plan_bag", "stage_bag",
-           "debian_owners", "required_versions", "fingerprint", "file_sha256"]
+           "clear_execstack", "debian_owners", "required_versions", "fingerprint", "file_sha256"]
 
 SCOPES = ("swift", "non-system", "all")
 LAYOUT_VERSION = 1
@@ -294,6 +295,8 @@ def stage_bag(plan, stage, resources, run):
             os.chmod(target, 0o755 if lib["category"] == "loader" else 0o644)
             if _needs_runpath(plan, lib):
                 _patchelf(run, target, LIB_RUNPATH)
+            if plan.backtracer and lib["for"] == {plan.backtracer["name"]}:
+                clear_execstack(target)
             files.append(_entry(stage, target, lib["real"], "loader" if lib["category"] == "loader" else "library"))
         if file_name != lib["name"]:
             os.symlink(file_name, os.path.join(lib_dir, lib["name"]))
@@ -360,6 +363,43 @@ def _lib_file_names(plan):
         taken[wanted] = lib["real"]
         names[lib["name"]] = wanted
     return names
+
+
+PT_GNU_STACK = 0x6474E551
+PF_X = 1
+
+
+def clear_execstack(path):
+    """Drop the executable-stack request (PF_X on PT_GNU_STACK) of a shared library; True when there was one.
+
+    Swift 6.3's libswiftRuntime.so asks for an executable stack (an assembly file without .note.GNU-stack), which the
+    loader can only grant with mprotect(PROT_EXEC) on the stack, and MemoryDenyWriteExecute=yes in the service unit
+    forbids that: the backtracer would fail to start exactly when a program crashes. Nothing in the runtime runs code
+    on the stack, so the request is cleared on the bag's copy, as `execstack -c` would. Only libraries that the
+    backtracer alone loads get this, never a program's own.
+    """
+    with open(path, "r+b") as handle:
+        ident = handle.read(16)
+        if ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+            return False
+        wide, order = ident[4] == 2, "<" if ident[5] == 1 else ">"
+        handle.seek(32 if wide else 28)
+        phoff = struct.unpack(order + ("Q" if wide else "I"), handle.read(8 if wide else 4))[0]
+        handle.seek(54 if wide else 42)
+        phentsize, phnum = struct.unpack(order + "HH", handle.read(4))
+        flags_at = 4 if wide else 24
+        for index in range(phnum):
+            handle.seek(phoff + index * phentsize)
+            header = handle.read(phentsize)
+            if len(header) < flags_at + 4 or struct.unpack_from(order + "I", header)[0] != PT_GNU_STACK:
+                continue
+            flags = struct.unpack_from(order + "I", header, flags_at)[0]
+            if not flags & PF_X:
+                return False
+            handle.seek(phoff + index * phentsize + flags_at)
+            handle.write(struct.pack(order + "I", flags & ~PF_X))
+            return True
+    return False
 
 
 def _needs_runpath(plan, lib):
