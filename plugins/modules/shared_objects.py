@@ -113,7 +113,7 @@ options:
       - By default it is the C(swift-backtrace) of the toolchain whose C(libswiftCore.so) is bagged, found at
         C(usr/libexec/swift/linux/) beside that toolchain's C(usr/lib/swift/linux/); the runtime and its backtracer
         must come from one toolchain. With Swift 6.3 it adds 0.34 MB plus the runtime libraries it loads that the
-        programs do not, for a plain service C(libswiftRuntime.so) and C(libswiftSwiftOnoneSupport.so): 2.2 MB in all.
+        programs do not, for a plain service C(libswiftRuntime.so) and C(libswiftSwiftOnoneSupport.so), 2.2 MB in all.
         It needs C(GLIBC_2.34) and no libstdc++ version, no more than the runtime libraries beside it;
         C(swift-backtrace-static) would be 10 MB and need C(GLIBC_2.35) and C(GLIBCXX_3.4.29).
       - A bag whose programs do not load C(libswiftCore.so) gets none, with a warning, unless O(backtracer) is set.
@@ -143,6 +143,11 @@ notes:
   - A fully static executable needs no libraries; it is bagged in C(bin/) with a warning and C(lib/) stays empty.
   - Changing RUNPATH rewrites the executable, so its C(.gnu_debuglink) checksum no longer matches the separate debug
     file; debuggers still find it by build-id.
+  - Swift 6.3's C(libswiftRuntime.so), which only the backtracer loads, asks for an executable stack; the loader would
+    need C(mprotect(PROT_EXEC)) for that, which C(MemoryDenyWriteExecute=yes) in the C(service) role's unit refuses, so
+    the backtracer could not start. The bag's copy of every library that only the backtracer loads has that request
+    cleared (the C(PF_X) bit of C(PT_GNU_STACK), as C(execstack -c) does); the programs' own libraries are never changed
+    this way.
 seealso:
   - module: swiftlinux.deploy.swift_build
   - module: swiftlinux.deploy.elf_info
