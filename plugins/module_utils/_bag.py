@@ -183,8 +183,8 @@ def _plan_backtracer(plan, backtracer, resolver, get_facts, run):
     wanted = next(("%s (%d-bit)" % (e["facts"]["machine"], e["facts"]["elf_class"]) for e in plan.executables), machine)
     if machine != wanted:
         raise BagError("backtracer %s is for %s, but the bag's programs are for %s; set backtracer to the "
-                       "swift-backtrace of a toolchain for %s, or backtrace=false." % (backtracer, machine, wanted,
-                                                                                         wanted))
+                       "swift-backtrace of a toolchain for %s, or backtrace=false."
+                       % (backtracer, machine, wanted, wanted))
     item = dict(name=name, source=real_path(backtracer), given=backtracer, facts=facts, closure=None)
     if facts["linkage"] == "dynamic":
         item["closure"] = resolve_ldd(backtracer, get_facts, run) if resolver == "ldd" else \
