@@ -254,18 +254,25 @@ def test_symbolicate_through_debuginfod(debuginfod, stdlib_log, bag):
 # ---- a systemd host: the journal, crash_log and playbooks/crash_report.yml ------------------------------------------
 
 @pytest.fixture(scope="module")
-def crashed_host(store, bag):
+def crashed_host(store, bag, registry):
     """One host, two stripped services crashed through /crash: crashy (the static executable with
-    swift-backtrace-static) and crashy-bag (the bag, with its own libexec/swift-backtrace)."""
-    container = start_systemd_host(HOST)
+    swift-backtrace-static) and crashy-bag (the bag, with its own libexec/swift-backtrace).
+
+    The bag reaches the host through the session's registry (release_push, then the role's pull): one release module
+    call instead of a copy per file, which for the bag's dozen files took 2 to 4 times as long. So the host shares
+    this machine's loopback, and the services listen on free ports."""
+    container = start_systemd_host(HOST, network_mode="host")
     try:
-        services = {"crashy": (swift_build_fixture("http-service", "static_executable"), 8170),
-                    "crashy-bag": (bag, 8171)}
-        for name, (artifact, port) in services.items():
+        pushed = run_module("release_push", {"path": str(bag), "name": f"{registry.host}/swiftlinux-debug/crashy-bag"})
+        assert not pushed.get("failed"), pushed.get("msg")
+        services = {"crashy": (swift_build_fixture("http-service", "static_executable"), {}),
+                    "crashy-bag": (bag, {"service_pull_reference": pushed["reference"]})}
+        for name, (artifact, delivery) in services.items():
+            port = free_port()
             result = run_playbook(SERVICE_PLAYBOOK, HOST, {
                 "service_name": name, "service_artifact": str(artifact),
                 "service_args": ["--bind", "127.0.0.1", "--port", str(port)], "service_port": port,
-                "service_environment": CRASH_ENV,
+                "service_environment": CRASH_ENV, **delivery,
                 "service_probe": {"kind": "http", "port": port, "path": "/health", "retries": 10, "delay": 1}})
             assert result.rc == 0, result.failures or result.output[-3000:]
             get = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/crash', timeout=20)"
