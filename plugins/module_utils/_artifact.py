@@ -55,15 +55,17 @@ def _single_executable(path, manifest, executable, include_debug):
                             "bag with swiftlinux.deploy.shared_objects and deploy the bag" % (path, executable))
     # The manifest records absolute paths of the machine that built it; only their file names count here.
     shipped = [executable] + [os.path.basename(r) for r in product["resources"]]
-    if product.get("backtracer"):
-        shipped.append(os.path.basename(product["backtracer"]))
+    backtracer = os.path.basename(product["backtracer"]) if product.get("backtracer") else None
+    if backtracer:
+        shipped.append(backtracer)
     if include_debug and product.get("debug_file"):
         shipped.append(os.path.basename(product["debug_file"]))
     elf = product["elf"]
     return dict(kind="executable", link_mode=mode, scope=None, executable=executable,
                 architecture=elf["machine"], glibc_required=elf.get("glibc_required"),
                 glibcxx_required=elf.get("glibcxx_required"), system_libraries=elf["needed"],
-                command=[executable], entrypoint=executable, expected={executable: product["sha256"]},
+                command=[executable], entrypoint=executable, backtracer=backtracer,
+                expected={executable: product["sha256"]},
                 shipped=[f for rel in shipped for f in _tree(path, rel)])
 
 
@@ -80,6 +82,12 @@ def _bag(path, manifest, executable):
     if needed is None:  # derive: what the executables need that the bag does not carry
         needed = sorted(GLIBC_FAMILY & set(manifest.get("needed") or ()) - bundled)
     own_libc = scope == "all"
+    backtracer = manifest.get("backtracer")
+    if backtracer is not None and not any(os.path.normpath(f["path"]) == os.path.normpath(backtracer)
+                                          and f["kind"] in ("backtracer", "launcher") for f in manifest["files"]):
+        raise ArtifactError("%s names the backtracer %s, which is not a backtracer or launcher among the bag's files; "
+                            "rebuild the artifact with swiftlinux.deploy.shared_objects"
+                            % (os.path.join(path, _manifest.BAG_MANIFEST), backtracer))
     return dict(kind="bag", link_mode="dynamic", scope=scope, executable=executable,
                 architecture=manifest["architecture"],
                 glibc_required=None if own_libc else manifest.get("glibc_required"),
@@ -87,6 +95,7 @@ def _bag(path, manifest, executable):
                 system_libraries=[] if own_libc else needed,
                 command=list(manifest["launch"].get(executable) or [os.path.join("bin", executable)]),
                 entrypoint=os.path.join("bin", executable),
+                backtracer=os.path.normpath(backtracer) if backtracer else None,
                 # The bag's bin/<exe> is a launcher script: the host needs /bin/sh to start it.
                 needs_shell=any(f["kind"] == "launcher" and os.path.normpath(f["path"]) == os.path.join("bin", executable)
                                 for f in manifest["files"]),

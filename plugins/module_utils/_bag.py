@@ -8,6 +8,9 @@ Layout under the bag root:
   bin/<exe>        the program with RUNPATH $ORIGIN/../lib, or for scope `all` a sh launcher;
   bin/<bundle>     SwiftPM resource bundles beside it;
   libexec/<exe>    scope `all` only: the real program, started by the launcher through lib/'s loader;
+  libexec/swift-backtrace  the Swift runtime's backtracer (the toolchain's dynamic one, RUNPATH $ORIGIN/../lib), which
+                   the runtime starts when the program crashes; for scope `all` it is bin/swift-backtrace, a launcher,
+                   with the real file in libexec/ like a program's;
   lib/             real files, each SONAME a relative symlink to its file when the names differ;
                    every library that needs another bagged library gets RUNPATH $ORIGIN.
 Policy (what each scope keeps) is data at the top; the code applying it stays generic.
@@ -19,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _manifest
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._elf import version_key
@@ -32,8 +36,8 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._resolve import 
     resolve_ldd,
 )
 
-__all__ = ["BagError", "ResolveError", "SCOPES", "LAYOUT_VERSION", "category", "plan_bag", "stage_bag",
-           "debian_owners", "required_versions", "fingerprint", "file_sha256"]
+__all__ = ["BagError", "ResolveError", "SCOPES", "LAYOUT_VERSION", "BACKTRACER", "category", "plan_bag", "stage_bag",
+           "clear_execstack", "debian_owners", "required_versions", "fingerprint", "file_sha256"]
 
 SCOPES = ("swift", "non-system", "all")
 LAYOUT_VERSION = 1
@@ -54,6 +58,11 @@ SCOPE_KEEPS = {
 }
 EXE_RUNPATH = "$ORIGIN/../lib"
 LIB_RUNPATH = "$ORIGIN"
+# The toolchain's dynamic backtracer, relative to the directory of its libswiftCore.so (usr/lib/swift/linux). It is
+# preferred to swift-backtrace-static: it loads the Swift runtime libraries the bag carries anyway (about 2 MB more,
+# not 10 MB) and needs no newer glibc or libstdc++ than they do.
+BACKTRACER = "swift-backtrace"
+TOOLCHAIN_BACKTRACER = os.path.join("..", "..", "..", "libexec", "swift", "linux", BACKTRACER)
 
 
 class BagError(Exception):
@@ -77,6 +86,7 @@ class Plan:
     def __init__(self, scope):
         self.scope = scope
         self.executables = []   # dicts: name, source, facts, closure
+        self.backtracer = None  # the same dict for the Swift backtracer, or None
         self.extras = []        # dicts: name, source, facts, closure
         self.libraries = {}     # name -> dict: name, source (as found), real, facts, category, bagged, for
         self.system_libraries = []
@@ -95,11 +105,19 @@ class Plan:
     def launched_by_loader(self, exe):
         return self.scope == "all" and exe["facts"]["interpreter"] is not None and self.loader is not None
 
+    @property
+    def backtracer_path(self):
+        """Where the backtracer is started from, relative to the bag root; None without one."""
+        if self.backtracer is None:
+            return None
+        return ("bin/" if self.launched_by_loader(self.backtracer) else "libexec/") + self.backtracer["name"]
 
-def plan_bag(executables, extra_libraries, scope, resolver, get_facts, run=None):
+
+def plan_bag(executables, extra_libraries, scope, resolver, get_facts, run=None, backtracer=None):
     """Resolve every executable and extra library, classify what they load, check the result.
 
     `executables` and `extra_libraries` are paths; `get_facts` is a _resolve.Facts; `run` runs ldd.
+    `backtracer` is None (no backtracer), True (the toolchain's, beside the bagged libswiftCore.so) or a path.
     """
     plan = Plan(scope)
     names = {}
@@ -133,9 +151,51 @@ def plan_bag(executables, extra_libraries, scope, resolver, get_facts, run=None)
             item["closure"] = resolve_elf(item["given"], get_facts)
     _check_missing(plan)
     _collect(plan, get_facts)
+    if backtracer:
+        _plan_backtracer(plan, backtracer, resolver, get_facts, run)
     _check_loader(plan)
     _check_runtime(plan, get_facts)
     return plan
+
+
+def _plan_backtracer(plan, backtracer, resolver, get_facts, run):
+    """Add the backtracer and the libraries it loads; they go in by the bag's scope, like a program's."""
+    if backtracer is True:
+        core = plan.libraries.get(SWIFT_CORE)
+        if core is None:
+            plan.warnings.append("no backtracer was bagged: the programs do not load %s, so there is no toolchain to "
+                                 "take swift-backtrace from; set backtracer to one, or backtrace=false to silence "
+                                 "this." % SWIFT_CORE)
+            return
+        backtracer = os.path.normpath(os.path.join(os.path.dirname(core["real"]), TOOLCHAIN_BACKTRACER))
+        if not os.path.isfile(backtracer):
+            raise BagError("the toolchain of %s has no %s at %s; set backtracer to the swift-backtrace of that "
+                           "toolchain, or backtrace=false to bag without one." % (core["real"], BACKTRACER, backtracer))
+    name = os.path.basename(backtracer.rstrip("/"))
+    if name in (e["name"] for e in plan.executables):
+        raise BagError("the backtracer %s has the name of an executable of the bag; rename the executable, or set "
+                       "backtrace=false." % backtracer)
+    facts = get_facts(backtracer)
+    if facts["elf_type"] != "EXEC" and (facts["interpreter"] is None or facts["soname"] is not None):
+        raise BagError("backtracer %s is not a program (it is a %s %s file); set backtracer to the toolchain's "
+                       "usr/libexec/swift/linux/swift-backtrace." % (backtracer, facts["linkage"], facts["elf_type"]))
+    machine = "%s (%d-bit)" % (facts["machine"], facts["elf_class"])
+    wanted = next(("%s (%d-bit)" % (e["facts"]["machine"], e["facts"]["elf_class"]) for e in plan.executables), machine)
+    if machine != wanted:
+        raise BagError("backtracer %s is for %s, but the bag's programs are for %s; set backtracer to the "
+                       "swift-backtrace of a toolchain for %s, or backtrace=false."
+                       % (backtracer, machine, wanted, wanted))
+    item = dict(name=name, source=real_path(backtracer), given=backtracer, facts=facts, closure=None)
+    if facts["linkage"] == "dynamic":
+        item["closure"] = resolve_ldd(backtracer, get_facts, run) if resolver == "ldd" else \
+            resolve_elf(backtracer, get_facts)
+        if item["closure"].missing:
+            raise BagError("cannot find %s, which the backtracer %s loads; set backtracer to one whose libraries are "
+                           "installed, or backtrace=false." % (", ".join(sorted(item["closure"].missing)), backtracer))
+        for lib_name, found in item["closure"].found.items():
+            _add_library(plan, lib_name, found, get_facts, name, forced=False)
+        plan.system_libraries = sorted(n for n, lib in plan.libraries.items() if not lib["bagged"])
+    plan.backtracer = item
 
 
 def _check_machines(plan):
@@ -225,7 +285,6 @@ def stage_bag(plan, stage, resources, run):
     os.makedirs(bin_dir)
     os.makedirs(lib_dir)
     files, links = [], []
-    loader = plan.loader
     lib_names = _lib_file_names(plan)
     for lib in plan.bagged:
         file_name = _plain_name(lib_names[lib["name"]], "library file")
@@ -236,6 +295,8 @@ def stage_bag(plan, stage, resources, run):
             os.chmod(target, 0o755 if lib["category"] == "loader" else 0o644)
             if _needs_runpath(plan, lib):
                 _patchelf(run, target, LIB_RUNPATH)
+            if plan.backtracer and lib["for"] == {plan.backtracer["name"]}:
+                clear_execstack(target)
             files.append(_entry(stage, target, lib["real"], "loader" if lib["category"] == "loader" else "library"))
         if file_name != lib["name"]:
             os.symlink(file_name, os.path.join(lib_dir, lib["name"]))
@@ -244,29 +305,42 @@ def stage_bag(plan, stage, resources, run):
     launch = {}
     for exe in plan.executables:
         name = _plain_name(exe["name"], "executable")
-        if plan.launched_by_loader(exe):
-            os.makedirs(os.path.join(stage, "libexec"), exist_ok=True)
-            real = os.path.join(stage, "libexec", name)
-            launcher = os.path.join(bin_dir, name)
-            with open(launcher, "w") as handle:
-                handle.write(_launcher_script(name, loader["name"]))
-            os.chmod(launcher, 0o755)
-            files.append(_entry(stage, launcher, None, "launcher"))
-            launch[name] = ["lib/" + loader["name"], "--library-path", "lib", "--argv0", "bin/" + name,
-                            "libexec/" + name]
-        else:
-            real = os.path.join(bin_dir, name)
-            launch[name] = ["bin/" + name]
-        shutil.copyfile(exe["source"], real)
-        os.chmod(real, 0o755)
-        if exe["facts"]["linkage"] == "dynamic" and exe["facts"]["needed"]:
-            _patchelf(run, real, EXE_RUNPATH)
-        files.append(_entry(stage, real, exe["source"], "executable"))
+        launch[name], staged = _stage_program(plan, stage, exe, name, "executable", run)
+        files += staged
+    if plan.backtracer:
+        files += _stage_program(plan, stage, plan.backtracer, _plain_name(plan.backtracer["name"], "backtracer"),
+                                "backtracer", run)[1]
 
     for directory in resources:
         files += _copy_resources(stage, directory, links, link_into_lib=any(
             plan.launched_by_loader(exe) for exe in plan.executables))
     return files, links, launch
+
+
+def _stage_program(plan, stage, item, name, kind, run):
+    """Copy a program into bin/ (the backtracer: libexec/), or for scope all into libexec/ with a launcher in bin/;
+    (its exec-form command, the file entries)."""
+    loader, entries = plan.loader, []
+    if plan.launched_by_loader(item):
+        os.makedirs(os.path.join(stage, "libexec"), exist_ok=True)
+        real = os.path.join(stage, "libexec", name)
+        launcher = os.path.join(stage, "bin", name)
+        with open(launcher, "w") as handle:
+            handle.write(_launcher_script(name, loader["name"]))
+        os.chmod(launcher, 0o755)
+        entries.append(_entry(stage, launcher, None, "launcher"))
+        command = ["lib/" + loader["name"], "--library-path", "lib", "--argv0", "bin/" + name, "libexec/" + name]
+    else:
+        where = "libexec" if kind == "backtracer" else "bin"
+        os.makedirs(os.path.join(stage, where), exist_ok=True)
+        real = os.path.join(stage, where, name)
+        command = [where + "/" + name]
+    shutil.copyfile(item["source"], real)
+    os.chmod(real, 0o755)
+    if item["facts"]["linkage"] == "dynamic" and item["facts"]["needed"]:
+        _patchelf(run, real, EXE_RUNPATH)
+    entries.append(_entry(stage, real, item["source"], kind))
+    return command, entries
 
 
 def _plain_name(name, what):
@@ -289,6 +363,43 @@ def _lib_file_names(plan):
         taken[wanted] = lib["real"]
         names[lib["name"]] = wanted
     return names
+
+
+PT_GNU_STACK = 0x6474E551
+PF_X = 1
+
+
+def clear_execstack(path):
+    """Drop the executable-stack request (PF_X on PT_GNU_STACK) of a shared library; True when there was one.
+
+    Swift 6.3's libswiftRuntime.so asks for an executable stack (an assembly file without .note.GNU-stack), which the
+    loader can only grant with mprotect(PROT_EXEC) on the stack, and MemoryDenyWriteExecute=yes in the service unit
+    forbids that: the backtracer would fail to start exactly when a program crashes. Nothing in the runtime runs code
+    on the stack, so the request is cleared on the bag's copy, as `execstack -c` would. Only libraries that the
+    backtracer alone loads get this, never a program's own.
+    """
+    with open(path, "r+b") as handle:
+        ident = handle.read(16)
+        if ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+            return False
+        wide, order = ident[4] == 2, "<" if ident[5] == 1 else ">"
+        handle.seek(32 if wide else 28)
+        phoff = struct.unpack(order + ("Q" if wide else "I"), handle.read(8 if wide else 4))[0]
+        handle.seek(54 if wide else 42)
+        phentsize, phnum = struct.unpack(order + "HH", handle.read(4))
+        flags_at = 4 if wide else 24
+        for index in range(phnum):
+            handle.seek(phoff + index * phentsize)
+            header = handle.read(phentsize)
+            if len(header) < flags_at + 4 or struct.unpack_from(order + "I", header)[0] != PT_GNU_STACK:
+                continue
+            flags = struct.unpack_from(order + "I", header, flags_at)[0]
+            if not flags & PF_X:
+                return False
+            handle.seek(phoff + index * phentsize + flags_at)
+            handle.write(struct.pack(order + "I", flags & ~PF_X))
+            return True
+    return False
 
 
 def _needs_runpath(plan, lib):
@@ -440,6 +551,7 @@ def fingerprint(plan, options, resources):
         "options": options,
         "executables": [(e["name"], e["facts"]["sha256"]) for e in plan.executables],
         "extras": [(e["name"], e["facts"]["sha256"]) for e in plan.extras],
+        "backtracer": (plan.backtracer["name"], plan.backtracer["facts"]["sha256"]) if plan.backtracer else None,
         "libraries": [(lib["name"], lib["real"], lib["facts"]["sha256"], lib["bagged"])
                       for name, lib in sorted(plan.libraries.items())],
         "resources": [_tree_digest(directory) for directory in resources],

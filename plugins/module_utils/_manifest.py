@@ -21,8 +21,10 @@ BAG_MANIFEST = "bag.json"
 # A manifest of a few hundred executables and libraries is far below this; more is not a manifest.
 MAX_MANIFEST_BYTES = 16 << 20
 BAG_SCOPES = ("swift", "non-system", "all")
-BAG_FILE_KINDS = ("executable", "library", "loader", "resource", "launcher")
+BAG_FILE_KINDS = ("executable", "library", "loader", "resource", "launcher", "backtracer")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# The backtracer's path goes into SWIFT_BACKTRACE (comma-separated) in a systemd unit, so only plain characters.
+_PLAIN_PATH = re.compile(r"^[A-Za-z0-9._+/-]+$")
 
 
 class ManifestError(Exception):
@@ -194,6 +196,9 @@ def read_build(root):
             value = check.string(product, key, "%s.%s" % (field, key), optional=True)
             if value is not None:
                 check.name(os.path.basename(value), "%s.%s" % (field, key))
+        backtracer = product.get("backtracer")
+        if backtracer is not None and not _PLAIN_PATH.match(os.path.basename(backtracer)):
+            check.fail(field + ".backtracer", "a file name of letters, digits and ._+-", backtracer)
         elf = check.get(product, "elf", field + ".elf", dict, "an object of ELF facts")
         check.string(elf, "machine", field + ".elf.machine")
         check.string(elf, "glibc_required", field + ".elf.glibc_required", optional=True)
@@ -218,6 +223,11 @@ def read_bag(root):
     check.strings(doc, "needed", "needed", optional=True)
     for key in ("glibc_required", "glibcxx_required", "glibc_bundled", "interpreter"):
         check.string(doc, key, key, optional=True)
+    backtracer = check.string(doc, "backtracer", "backtracer", optional=True)
+    if backtracer is not None:
+        check.relative(backtracer, "backtracer")
+        if not _PLAIN_PATH.match(backtracer):
+            check.fail("backtracer", "a path of letters, digits and ._+-/", backtracer)
     files = check.get(doc, "files", "files", list, "a list of {path, sha256, size, kind} objects")
     for index, item in enumerate(files):
         field = "files[%d]" % index

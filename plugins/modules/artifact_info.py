@@ -121,6 +121,16 @@ entrypoint:
   returned: always
   type: str
   sample: bin/http-service
+backtracer:
+  description:
+    - The Swift backtracer the artifact carries, relative to the release directory, or null without one;
+      C(swift-backtrace-static) beside a static build, C(libexec/swift-backtrace) in a bag (C(bin/swift-backtrace)
+      for scope V(all)). Deploy it with the program and set E(SWIFT_BACKTRACE) to
+      C(enable=yes,sanitize=yes,swift-backtrace=<release>/<backtracer>), as the C(service) role does.
+  returned: always
+  type: str
+  sample: libexec/swift-backtrace
+  version_added: 0.5.0
 needs_shell:
   description: Whether the entry point is a script that needs C(/bin/sh) on the host (a bag's launcher).
   returned: always

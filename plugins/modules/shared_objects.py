@@ -25,6 +25,12 @@ description:
     that runs C(lib/<loader> --library-path <bag>/lib --argv0 <exe> libexec/<exe>), so the program uses the bundled
     glibc on older hosts without setting E(LD_LIBRARY_PATH) for its child processes. The manifest's RV(manifest.launch)
     gives the same command in exec form for images without a shell.
+  - The bag carries the Swift runtime's backtracer, so a crash prints a crash report (see O(backtrace)). It is the
+    toolchain's dynamic C(swift-backtrace) with C(DT_RUNPATH=$ORIGIN/../lib), in C(libexec/swift-backtrace) (for
+    O(scope=all) C(bin/swift-backtrace) is a launcher like the programs', with the real file in C(libexec/)); the
+    libraries it loads are bagged by the same O(scope) rules as the programs'. RV(manifest.backtracer) names it, and the
+    M(swiftlinux.deploy.artifact_info) RV(swiftlinux.deploy.artifact_info#module:backtracer) of the bag too, so the
+    C(service) role sets E(SWIFT_BACKTRACE) for it.
   - The bag appears in O(dest) only when it is complete; a failure leaves O(dest) as it was.
 author:
   - swiftlinux.deploy maintainers (@swiftlinux)
@@ -100,6 +106,29 @@ options:
         statically while the program also loads C(libswiftCore.so). When V(false) this is a warning.
     type: bool
     default: true
+  backtrace:
+    description:
+      - Bag the Swift runtime's backtracer, so a crashing program prints a crash report (threads, frames with the
+        build-id of every image) that M(swiftlinux.deploy.crash_log) and M(swiftlinux.deploy.symbolicate) read.
+      - By default it is the C(swift-backtrace) of the toolchain whose C(libswiftCore.so) is bagged, found at
+        C(usr/libexec/swift/linux/) beside that toolchain's C(usr/lib/swift/linux/); the runtime and its backtracer
+        must come from one toolchain. With Swift 6.3 it adds 0.34 MB plus the runtime libraries it loads that the
+        programs do not, for a plain service C(libswiftRuntime.so) and C(libswiftSwiftOnoneSupport.so), 2.2 MB in all.
+        It needs C(GLIBC_2.34) and no libstdc++ version, no more than the runtime libraries beside it;
+        C(swift-backtrace-static) would be 10 MB and need C(GLIBC_2.35) and C(GLIBCXX_3.4.29).
+      - A bag whose programs do not load C(libswiftCore.so) gets none, with a warning, unless O(backtracer) is set.
+      - V(false) leaves it out; the runtime then prints only a one-line crash message.
+    type: bool
+    default: true
+    version_added: 0.5.0
+  backtracer:
+    description:
+      - The backtracer to bag instead of the toolchain's C(swift-backtrace), for example one of the toolchain the
+        programs were built with when the bagged runtime was found elsewhere. It must be a program of the programs'
+        architecture; its file name is kept, so C(swift-backtrace-static) works too.
+      - Only with O(backtrace=true).
+    type: path
+    version_added: 0.5.0
   static_sizes:
     description:
       - Size in bytes of a C(static_stdlib) build of each executable, keyed by executable name, for example from
@@ -114,6 +143,11 @@ notes:
   - A fully static executable needs no libraries; it is bagged in C(bin/) with a warning and C(lib/) stays empty.
   - Changing RUNPATH rewrites the executable, so its C(.gnu_debuglink) checksum no longer matches the separate debug
     file; debuggers still find it by build-id.
+  - Swift 6.3's C(libswiftRuntime.so), which only the backtracer loads, asks for an executable stack; the loader would
+    need C(mprotect(PROT_EXEC)) for that, which C(MemoryDenyWriteExecute=yes) in the C(service) role's unit refuses, so
+    the backtracer could not start. The bag's copy of every library that only the backtracer loads has that request
+    cleared (the C(PF_X) bit of C(PT_GNU_STACK), as C(execstack -c) does); the programs' own libraries are never changed
+    this way.
 seealso:
   - module: swiftlinux.deploy.swift_build
   - module: swiftlinux.deploy.elf_info
@@ -192,7 +226,7 @@ manifest:
       description:
         - Every regular file of the bag with C(path) (relative to the bag root), C(sha256), C(size), C(source),
           C(package) and C(package_version) (the Debian package owning the source, or null) and C(kind), one of
-          C(executable), C(library), C(loader), C(resource), C(launcher).
+          C(executable), C(library), C(loader), C(resource), C(launcher), C(backtracer).
       type: list
       elements: dict
     links:
@@ -216,6 +250,13 @@ manifest:
     interpreter:
       description: The bag's loader relative to the root for scope V(all), else the system interpreter the programs name.
       type: str
+    backtracer:
+      description:
+        - Path of the Swift backtracer relative to the bag root, to put in E(SWIFT_BACKTRACE) as
+          C(swift-backtrace=<root>/<backtracer>); null without one (O(backtrace=false)).
+      type: str
+      sample: libexec/swift-backtrace
+      version_added: 0.5.0
     launch:
       description: Per executable, the command that starts it, relative to the bag root, in exec form.
       type: dict
@@ -319,7 +360,8 @@ def _bag_manifest(module, plan, fingerprint, files, links, launch):
     for item in files:
         item["package"], item["package_version"] = owners.get(item["source"], (None, None))
     bagged = plan.bagged
-    elf_files = [(e["name"], e["facts"]) for e in plan.executables] + [(lib["name"], lib["facts"]) for lib in bagged]
+    programs = plan.executables + ([plan.backtracer] if plan.backtracer else [])
+    elf_files = [(e["name"], e["facts"]) for e in programs] + [(lib["name"], lib["facts"]) for lib in bagged]
     glibc, glibcxx = _bag.required_versions(plan, elf_files)
     libc = plan.libraries.get("libc.so.6")
     loader = plan.loader
@@ -338,6 +380,7 @@ def _bag_manifest(module, plan, fingerprint, files, links, launch):
         "resolver": params["resolver"],
         "architecture": plan.machine,
         "executables": [e["name"] for e in plan.executables],
+        "backtracer": plan.backtracer_path,
         "libraries": [lib["name"] for lib in bagged],
         "system_libraries": plan.system_libraries,
         "files": [{k: f[k] for k in _MANIFEST_FILE_KEYS} for f in sorted(files, key=lambda f: f["path"])],
@@ -394,6 +437,8 @@ def main():
             resources=dict(type="list", elements="path", default=[]),
             strict_runtime=dict(type="bool", default=True),
             static_sizes=dict(type="dict"),
+            backtrace=dict(type="bool", default=True),
+            backtracer=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -405,7 +450,17 @@ def main():
     dest = params["dest"] = os.path.abspath(params["dest"]).rstrip("/") or "/"
     for key in ("executables", "extra_libraries", "resources"):
         params[key] = [os.path.abspath(p) for p in params[key]]
-    _check_dest(module, dest, params["executables"] + params["extra_libraries"] + params["resources"],
+    if params["backtracer"] and not params["backtrace"]:
+        module.fail_json(msg="backtracer is set but backtrace is false; drop backtracer to leave the backtracer out, "
+                             "or set backtrace=true to bag it")
+    if params["backtracer"]:
+        params["backtracer"] = os.path.abspath(params["backtracer"])
+        if not os.path.isfile(params["backtracer"]):
+            module.fail_json(msg="backtracer %s is not a file; set it to the toolchain's "
+                                 "usr/libexec/swift/linux/swift-backtrace, or leave it unset to take that one"
+                                 % params["backtracer"])
+    _check_dest(module, dest, params["executables"] + params["extra_libraries"] + params["resources"]
+                + ([params["backtracer"]] if params["backtracer"] else []),
                 params["resources"])
     if not module.get_bin_path("patchelf"):
         module.fail_json(msg="patchelf is not installed, and it is needed to set RUNPATH in the bag; install it "
@@ -414,10 +469,10 @@ def main():
     def run_ldd(cmd):
         return module.run_command(cmd, environ_update={"LD_LIBRARY_PATH": "", "LD_PRELOAD": "", "LC_ALL": "C"})
 
-    options = {k: params[k] for k in ("scope", "resolver", "strict_runtime", "static_sizes")}
+    options = {k: params[k] for k in ("scope", "resolver", "strict_runtime", "static_sizes", "backtrace")}
     try:
         plan = _bag.plan_bag(params["executables"], params["extra_libraries"], params["scope"], params["resolver"],
-                             Facts(), run_ldd)
+                             Facts(), run_ldd, backtracer=params["backtracer"] or params["backtrace"] or None)
         for path in params["resources"]:
             if not os.path.isdir(path):
                 raise _bag.BagError("resource bundle %s is not a directory; pass the bundle directories swift_build "

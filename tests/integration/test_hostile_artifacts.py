@@ -244,6 +244,12 @@ BAG_CASES = {
     "file-kind-unknown": (first_file("kind", "device"), ["files[0].kind must be one of"]),
     "scope-unknown": (lambda d: {**d, "scope": "everything"}, ["field scope must be one of"]),
     "launch-list": (lambda d: {**d, "launch": [["bin/hello"]]}, ["field launch must be an object"]),
+    # The backtracer's path goes into the systemd unit: no line breaks, no way out, only a file of the bag.
+    "backtracer-newline": (lambda d: {**d, "backtracer": "libexec/x\nExecStartPre=/bin/id"},
+                           ["field backtracer must be a path of letters"]),
+    "backtracer-dotdot": (lambda d: {**d, "backtracer": "../../../outside/marker"}, ["backtracer", "leaves its"]),
+    "backtracer-not-a-file": (lambda d: {**d, "backtracer": "lib/libswiftCore.so"},
+                              ["names the backtracer lib/libswiftCore.so", "not a backtracer or launcher"]),
 }
 
 

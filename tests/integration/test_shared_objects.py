@@ -134,14 +134,14 @@ def ldd_resolutions(output: str) -> dict[str, str]:
 def test_non_system_bag_serves_health_on_bookworm_without_swift(bag, engine, fixture, exe):
     result = bag(fixture)
     dest = result["dest"]
-    code, output = run_in_host(engine, BOOKWORM, dest, ["sh", "-c", f"! command -v swift && ! test -e /opt/swift "
-                                                                    f"&& ldd /bag/bin/{exe}"])
+    code, output = run_in_host(engine, BOOKWORM, dest, [
+        "sh", "-c", f"! command -v swift && ! test -e /opt/swift && ldd /bag/bin/{exe} /bag/libexec/swift-backtrace"])
     assert code == 0, output
     resolved = ldd_resolutions(output)
     assert "not found" not in output
     outside = {name: path for name, path in resolved.items() if name not in BASE and not path.startswith("/bag/")}
     assert outside == {}, f"non-system libraries resolved outside the bag: {outside}"
-    assert set(result["libraries"]) <= set(resolved), "everything bagged is loaded"
+    assert set(result["libraries"]) <= set(resolved), "everything bagged is loaded, by the program or the backtracer"
 
     served = serve_and_probe(engine, BOOKWORM, dest, exe)
     assert served["status"] == 200 and served["exit"] == 0, served["logs"]
@@ -207,6 +207,52 @@ def test_resources_sit_beside_the_program_for_every_scope(bag, engine):
         assert (Path(dest) / "bin" / "resources_resource-reader.resources").is_dir()
 
 
+@pytest.mark.parametrize(("scope", "image"), [("non-system", BOOKWORM), ("all", BULLSEYE)])
+def test_the_bags_backtracer_reports_a_crash_on_a_host_without_swift(bag, engine, scope, image):
+    """http-service's opt-in /crash traps; the runtime starts the bag's own backtracer (for scope all through its
+    launcher and the bag's loader, on bullseye's older glibc) and the report names the images by build-id."""
+    result = bag("http-service", scope)
+    backtracer = result["manifest"]["backtracer"]
+    assert backtracer == ("bin/swift-backtrace" if scope == "all" else "libexec/swift-backtrace")
+    port = free_port()
+    container = engine.containers.create(
+        image, ["/bag/bin/http-service", "--bind", "127.0.0.1", "--port", str(port)], labels=LABELS,
+        network_mode="host", volumes={result["dest"]: {"bind": "/bag", "mode": "ro"}},
+        environment={"HTTP_CRASH_ROUTE": "1", "SWIFT_BACKTRACE": f"enable=yes,swift-backtrace=/bag/{backtracer}"})
+    try:
+        container.start()
+        deadline = time.monotonic() + 60
+        while b"listening on" not in container.logs():
+            assert time.monotonic() < deadline, container.logs().decode()
+            time.sleep(0.2)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/crash", timeout=30).read()
+        container.wait(timeout=60)
+        log = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    assert "*** Program crashed: Illegal instruction" in log and "Backtrace took" in log, log
+    assert "print(_:separator:terminator:)" in log and "in libswiftCore.so" in log, log
+    assert f"/bag/{'libexec' if scope == 'all' else 'bin'}/http-service" in log, log
+
+
+def test_backtrace_false_bags_none_and_bad_backtracers_are_refused(tmp_path):
+    hello = products("hello")["hello"]["path"]
+    result = run_module("shared_objects", {"executables": [hello], "dest": str(tmp_path / "bag"), "backtrace": False})
+    assert not result.get("failed"), result.get("msg")
+    assert result["manifest"]["backtracer"] is None and not (tmp_path / "bag" / "libexec").exists()
+    assert "libswiftRuntime.so" not in result["libraries"], "only the backtracer loads it"
+    assert run_module("artifact_info", {"path": str(tmp_path / "bag")})["backtracer"] is None
+    core = tmp_path / "bag" / "lib" / "libswiftCore.so"
+    fails({"executables": [hello], "dest": str(tmp_path / "b1"), "backtrace": False, "backtracer": str(core)},
+          "backtracer is set but backtrace is false")
+    fails({"executables": [hello], "dest": str(tmp_path / "b2"), "backtracer": str(core)},
+          f"backtracer {core} is not a program", "set backtracer to the toolchain's")
+    fails({"executables": [hello], "dest": str(tmp_path / "b3"), "backtracer": str(tmp_path / "none")},
+          "is not a file")
+    assert not [p for p in tmp_path.iterdir() if p.name != "bag"]
+
+
 # ---- multi-executable packages ----------------------------------------------------------------------------
 
 def test_multi_exec_shares_one_lib_without_duplicates_and_reports_bytes_saved(engine, tmp_path):
@@ -260,12 +306,15 @@ def test_manifest_records_every_file_and_the_sbom_matches(bag):
     assert manifest["launch"] == {"foundation-service": ["bin/foundation-service"]}
     for item in manifest["files"]:
         assert sha256(dest / item["path"]) == item["sha256"] and (dest / item["path"]).stat().st_size == item["size"]
-        assert item["kind"] in ("executable", "library", "resource")
+        assert item["kind"] in ("executable", "library", "resource", "backtracer")
+    assert manifest["backtracer"] == "libexec/swift-backtrace"
+    assert next(f for f in manifest["files"] if f["kind"] == "backtracer")["path"] == manifest["backtracer"]
     exe = next(f for f in manifest["files"] if f["kind"] == "executable")
     assert exe["source"] == products("foundation-service")["foundation-service"]["path"]
-    runpath = subprocess.run(["readelf", "-d", str(dest / "bin" / "foundation-service")], capture_output=True,
-                             text=True, check=True).stdout
-    assert "(RUNPATH)" in runpath and "[$ORIGIN/../lib]" in runpath and "(RPATH)" not in runpath
+    for program in ("bin/foundation-service", "libexec/swift-backtrace"):
+        runpath = subprocess.run(["readelf", "-d", str(dest / program)], capture_output=True, text=True,
+                                 check=True).stdout
+        assert "(RUNPATH)" in runpath and "[$ORIGIN/../lib]" in runpath and "(RPATH)" not in runpath, program
     sbom = json.loads(Path(result["sbom_path"]).read_text())
     assert sbom["spdxVersion"] == "SPDX-2.3"
     assert {f["fileName"][2:]: next(c["checksumValue"] for c in f["checksums"] if c["algorithm"] == "SHA256")

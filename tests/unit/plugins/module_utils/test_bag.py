@@ -17,6 +17,7 @@ from support import built_fixture
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._bag import (
     BagError,
     category,
+    clear_execstack,
     fingerprint,
     plan_bag,
     required_versions,
@@ -230,3 +231,49 @@ def test_a_library_name_that_is_not_a_plain_file_name_never_becomes_a_bag_path(t
         stage_bag(plan, str(stage), [], lambda cmd: (0, "", ""))
     assert list(tmp_path.iterdir()) == [tmp_path / "a"] and list((tmp_path / "a").iterdir()) == [stage]
     assert not any(p.is_symlink() or p.is_file() for p in stage.rglob("*")), "refused before anything was written"
+
+
+# ---- the backtracer -------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_backtracer_comes_from_the_bagged_runtimes_toolchain_with_the_libraries_it_alone_loads():
+    path = built_fixture("http-service", "dynamic")["products"]["http-service"]["path"]
+    plain = plan_bag([path], [], "non-system", "elf", Facts())
+    plan = plan_bag([path], [], "non-system", "elf", Facts(), backtracer=True)
+    toolchain = Path(plan.libraries["libswiftCore.so"]["real"]).parents[3]
+    assert plan.backtracer["source"] == real_path(str(toolchain / "libexec" / "swift" / "linux" / "swift-backtrace"))
+    assert plan.backtracer_path == "libexec/swift-backtrace" and plain.backtracer_path is None
+    only_for_it = {lib["name"] for lib in plan.bagged} - {lib["name"] for lib in plain.bagged}
+    assert only_for_it == {"libswiftRuntime.so", "libswiftSwiftOnoneSupport.so"}
+    assert all(plan.libraries[name]["for"] == {"swift-backtrace"} for name in only_for_it)
+    assert fingerprint(plan, {}, []) != fingerprint(plain, {}, [])
+    assert plan_bag([path], [], "all", "elf", Facts(), backtracer=True).backtracer_path == "bin/swift-backtrace"
+
+
+def test_no_runtime_means_no_backtracer_with_a_warning_and_a_library_is_no_backtracer():
+    plan = plan_bag(["/bin/true"], [], "non-system", "elf", Facts(), backtracer=True)
+    assert plan.backtracer is None and any("no backtracer was bagged" in w for w in plan.warnings)
+    with pytest.raises(BagError, match="is not a program"):
+        plan_bag(["/bin/true"], [], "non-system", "elf", Facts(), backtracer=real_path("/lib/x86_64-linux-gnu/libm.so.6"))
+    with pytest.raises(BagError, match="has the name of an executable"):
+        plan_bag(["/bin/true"], [], "non-system", "elf", Facts(), backtracer="/usr/bin/true")
+
+
+def test_clear_execstack_drops_only_the_exec_bit_of_gnu_stack(tmp_path):
+    source = tmp_path / "x.c"
+    source.write_text("int x(void) { return 1; }\n")
+    gcc("-shared", "-fPIC", "-Wl,-z,execstack", "-o", "libx.so", "x.c", cwd=tmp_path)
+    library = tmp_path / "libx.so"
+
+    def stack_flags():
+        headers = subprocess.run(["readelf", "-lW", str(library)], capture_output=True, text=True, check=True).stdout
+        return next(line.split()[-2] for line in headers.splitlines() if "GNU_STACK" in line)
+
+    assert stack_flags() == "RWE"
+    before = library.read_bytes()
+    assert clear_execstack(str(library)) is True and stack_flags() == "RW"
+    after = library.read_bytes()
+    assert len(before) == len(after) and sum(a != b for a, b in zip(before, after)) == 1
+    assert clear_execstack(str(library)) is False
+    (tmp_path / "text").write_bytes(b"not an ELF file")
+    assert clear_execstack(str(tmp_path / "text")) is False

@@ -81,7 +81,9 @@ def build_doc():
 
 def bag_doc():
     return {"scope": "all", "architecture": "x86_64", "executables": ["hello"], "system_libraries": [],
-            "files": [{"path": "bin/hello", "sha256": SHA, "size": 1, "kind": "launcher"}],
+            "files": [{"path": "bin/hello", "sha256": SHA, "size": 1, "kind": "launcher"},
+                      {"path": "libexec/swift-backtrace", "sha256": SHA, "size": 1, "kind": "backtracer"}],
+            "backtracer": "libexec/swift-backtrace",
             "links": [{"path": "lib/libx.so", "target": "libx.so.1"}],
             "launch": {"hello": ["lib/ld.so", "--library-path", "lib", "libexec/hello"]}}
 
@@ -100,6 +102,7 @@ def test_readers_accept_what_the_writers_write(tmp_path):
     (lambda d: d["products"].update({"../x": d["products"]["hello"]}) or d, "not a plain file name"),
     (lambda d: d["products"]["hello"]["elf"].update(needed=[1]) or d, "elf.needed must be a list of strings"),
     (lambda d: d["products"]["hello"].update(debug_file="/b/..") or d, "debug_file"),
+    (lambda d: d["products"]["hello"].update(backtracer="/b/swift backtrace") or d, "products.hello.backtracer"),
 ])
 def test_read_build_names_file_and_field(tmp_path, change, field):
     (tmp_path / BUILD_MANIFEST).write_text(json.dumps(change(build_doc())))
@@ -116,6 +119,9 @@ def test_read_build_names_file_and_field(tmp_path, change, field):
     (lambda d: d["launch"].update(hello=[]) or d, "launch.hello must be a non-empty list"),
     (lambda d: d["launch"]["hello"].append("/bin/sh") or d, "launch.hello[4]"),
     (lambda d: d.update(executables="hello") or d, "executables must be a list of strings"),
+    (lambda d: d.update(backtracer="/opt/swift/usr/libexec/swift/linux/swift-backtrace") or d, "backtracer"),
+    (lambda d: d.update(backtracer="libexec/swift-backtrace,enable=no") or d, "backtracer must be a path of letters"),
+    (lambda d: d.update(backtracer="libexec/a b") or d, "backtracer must be a path of letters"),
 ])
 def test_read_bag_names_file_and_field(tmp_path, change, field):
     (tmp_path / BAG_MANIFEST).write_text(json.dumps(change(bag_doc())))
