@@ -99,15 +99,19 @@ def build_image(params, run, check_mode):
                           params["registry_insecure"])
         remote = client.manifest_digest(repository, tag)
     push_needed = params["push"] and remote != image.digest
-    if not check_mode:
-        if write_needed and params["format"] == "oci-layout":
-            write_layout(dest, image, tag, [reference])
-        elif write_needed and params["format"] == "archive":
-            write_archive(dest, image, tag, [reference], epoch)
-        elif write_needed:
-            write_context(dest, plan, image, reference)
-        if push_needed:
-            client.push(image, repository, tag)
+    try:
+        if not check_mode:
+            if write_needed and params["format"] == "oci-layout":
+                write_layout(dest, image, tag, [reference])
+            elif write_needed and params["format"] == "archive":
+                write_archive(dest, image, tag, [reference], epoch)
+            elif write_needed:
+                write_context(dest, plan, image, reference)
+            if push_needed:
+                client.push(image, repository, tag)
+    finally:
+        if client is not None:
+            client.close()
 
     result = dict(
         changed=write_needed or push_needed, digest=image.digest, image_id=image.config_digest, reference=reference,
