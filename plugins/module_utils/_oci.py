@@ -25,6 +25,7 @@ import ssl
 import stat
 import tarfile
 import tempfile
+import time
 
 try:
     import zstandard
@@ -63,6 +64,8 @@ _REFERENCE_RE = re.compile(r"^(?:%s/)?%s(?:/%s)*(?::[\w][\w.-]{0,127})?(?:@sha25
                            % (_HOST, _COMPONENT, _COMPONENT))
 _BLOB_NAME = re.compile(r"^blobs/sha256/[0-9a-f]{64}\Z")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+_CACHED_BLOB = re.compile(r"^[0-9a-f]{64}\Z")
+STAGE_AGE = 24 * 3600  # a blob still being written is never older than this
 OWN_HISTORY = "swiftlinux.deploy.oci_image: "
 MAX_MEMBERS = 100000  # far more than any image archive holds; a crafted one may hold millions
 MAX_DOCUMENT = 4 << 20  # manifest, index and config are a few KiB; refuse megabytes of JSON
@@ -185,14 +188,47 @@ class LayerCache(object):
     def get(self, diff_id, compression):
         if compression == "none":
             return None
+        path = self._path(diff_id, compression)
         try:
-            with open(self._path(diff_id, compression), "rb") as handle:
+            with open(path, "rb") as handle:
                 blob = handle.read()
+            if self.writable:
+                os.utime(path)  # its time says when it was last used; prune goes by it
         except OSError:
             self.misses += 1
             return None
         self.hits += 1
         return blob or None
+
+    def prune(self, max_age, now=None):
+        """Remove the blobs no build used for `max_age` seconds, and blobs half-written by a build that stopped.
+
+        Only names this class writes are touched: a regular file named by 64 hex digits (or .blob-*, a stage)
+        directly in a compression's folder; anything else there, links included, is left alone. Returns the
+        number of files removed.
+        """
+        now = time.time() if now is None else now
+        removed = 0
+        for compression in ("gzip", "zstd"):
+            folder = os.path.join(self.directory, compression)
+            if os.path.islink(folder) or not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                if _CACHED_BLOB.match(name):
+                    limit = max_age
+                elif name.startswith(".blob-"):
+                    limit = STAGE_AGE
+                else:
+                    continue
+                path = os.path.join(folder, name)
+                try:
+                    info = os.lstat(path)
+                    if stat.S_ISREG(info.st_mode) and info.st_mtime < now - limit:
+                        os.unlink(path)
+                        removed += 1
+                except OSError:
+                    pass  # gone already, or not ours to remove: the next build tries again
+        return removed
 
     def put(self, diff_id, compression, blob):
         if compression == "none" or not self.writable:

@@ -8,13 +8,14 @@ import json
 import os
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _image_plan as recipes
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
-    Image, Layer, LoadedImage, OciError, Registry, dir_entry, existing_digest, file_entry, parse_name, symlink_entry,
+    Image, Layer, LayerCache, LoadedImage, OciError, Registry, dir_entry, existing_digest, file_entry, parse_name, symlink_entry,
     tree_entries, write_archive, write_layout,
 )
 
@@ -388,3 +389,38 @@ def test_an_error_answer_is_one_sentence_and_an_unreachable_registry_too():
         registry.stop()
     with pytest.raises(OciError, match="cannot reach registry 127.0.0.1:%d" % registry.port):
         Registry("127.0.0.1:%d" % registry.port).blob_exists("team/app", "sha256:" + "0" * 64)
+
+
+# ---- layer cache pruning --------------------------------------------------------------------------------------
+
+def test_the_layer_cache_prunes_only_its_own_blobs_unused_for_the_age_given(tmp_path):
+    cache = LayerCache(str(tmp_path / "cache"))
+    used, unused = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    for diff_id in (used, unused):
+        cache.put(diff_id, "gzip", b"blob")
+    gzip_dir, day = tmp_path / "cache" / "gzip", 86400
+    old = time.time() - 40 * day
+    foreign = {"README": gzip_dir / "README", "upper": gzip_dir / ("C" * 64), "elsewhere": tmp_path / "cache" / (
+        "c" * 64), "outside": tmp_path / ("d" * 64)}
+    for path in foreign.values():
+        path.write_bytes(b"not the cache's")
+    (gzip_dir / ("e" * 64)).mkdir()  # a directory with a blob's name
+    (gzip_dir / ("f" * 64)).symlink_to(foreign["outside"])  # a link with a blob's name, to something old
+    stage = gzip_dir / ".blob-interrupted"
+    stage.write_bytes(b"half")
+    for path in [*foreign.values(), gzip_dir / ("e" * 64), stage, gzip_dir / ("a" * 64), gzip_dir / ("b" * 64)]:
+        os.utime(path, (old, old))
+    assert cache.get(used, "gzip") == b"blob"  # a use renews the blob
+
+    assert cache.prune(30 * day) == 2  # the unused blob and the stage left by an interrupted write
+    assert sorted(p.name for p in gzip_dir.iterdir()) == sorted(["README", "C" * 64, "a" * 64, "e" * 64, "f" * 64])
+    assert all(path.exists() for path in foreign.values())
+    assert LayerCache(str(tmp_path / "absent")).prune(0) == 0
+
+
+def test_a_read_only_cache_does_not_renew_what_it_reads(tmp_path):
+    LayerCache(str(tmp_path)).put("sha256:" + "a" * 64, "zstd", b"blob")
+    blob = tmp_path / "zstd" / ("a" * 64)
+    os.utime(blob, (1, 1))
+    assert LayerCache(str(tmp_path), writable=False).get("sha256:" + "a" * 64, "zstd") == b"blob"
+    assert blob.stat().st_mtime == 1
