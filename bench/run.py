@@ -697,14 +697,19 @@ def charts(results: dict, out: Path) -> list[str]:
     return written
 
 
+def end_load(results: dict) -> str:
+    value = results["machine"].get("load_at_end")
+    return "" if value is None else f" and {value:.2f} at the end"
+
+
 def report(results: dict, out: Path, doc: Path) -> None:
     rel = os.path.relpath(out, doc.parent)
     sizes, startup, toolkit, repro = (results[k] for k in ("sizes", "startup", "toolkit", "reproducibility"))
     lines = ["# Benchmarks: images, start-up, toolkit, reproducibility", "",
              f"Written by `make bench` (bench/run.py) on {results['date']}{' with --quick (one run each)' if results['quick'] else ''}.",
              f"Machine: {machine_line(results['machine'])}; load average {results['machine']['load_at_start']:.2f} at "
-             f"the start (the machine may be shared). Times are median (min-max) over the runs given; sizes are "
-             f"exact. Raw numbers: [benchmarks.json](benchmarks.json).", "",
+             f"the start{end_load(results)} (the machine may be shared). Times are median (min-max) over the runs "
+             f"given; sizes are exact. Raw numbers: [benchmarks.json](benchmarks.json).", "",
              "## 1. Sizes", "",
              "*Whole* is the image's uncompressed layers and config (what `docker load` unpacks); *gzip* what a "
              "registry stores; *unique* the application layer, the only bytes not shared with another service's "
@@ -889,6 +894,7 @@ def main() -> int:
         results["reproducibility"] = section_reproducibility(work, base)
         results["delivery"] = section_delivery(client, work, registry, options.quick)
         results["seconds"] = time.monotonic() - started
+        results["machine"]["load_at_end"] = os.getloadavg()[0]
         (out_doc / "benchmarks.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
         names = charts(results, figures)
         report(results, figures, out_doc / "benchmarks.md")
