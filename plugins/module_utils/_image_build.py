@@ -52,6 +52,9 @@ def layer_cache_for(params, check_mode):
     directory = params["layer_cache"]
     if not directory:
         return None
+    if params["layer_cache_max_age"] < 0:
+        raise OciError("layer_cache_max_age is %d; give the days a blob may go unused before it is removed, or 0 to "
+                       "keep every blob" % params["layer_cache_max_age"])
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise OciError("layer_cache %s is not a directory; point it at a directory (it is created when absent) or "
                        "set it to an empty string to compress every layer afresh" % directory)
@@ -99,15 +102,22 @@ def build_image(params, run, check_mode):
                           params["registry_insecure"])
         remote = client.manifest_digest(repository, tag)
     push_needed = params["push"] and remote != image.digest
-    if not check_mode:
-        if write_needed and params["format"] == "oci-layout":
-            write_layout(dest, image, tag, [reference])
-        elif write_needed and params["format"] == "archive":
-            write_archive(dest, image, tag, [reference], epoch)
-        elif write_needed:
-            write_context(dest, plan, image, reference)
-        if push_needed:
-            client.push(image, repository, tag)
+    try:
+        if not check_mode:
+            if write_needed and params["format"] == "oci-layout":
+                write_layout(dest, image, tag, [reference])
+            elif write_needed and params["format"] == "archive":
+                write_archive(dest, image, tag, [reference], epoch)
+            elif write_needed:
+                write_context(dest, plan, image, reference)
+            if push_needed:
+                client.push(image, repository, tag)
+    finally:
+        if client is not None:
+            client.close()
+    pruned = 0
+    if cache is not None and cache.writable and params["layer_cache_max_age"] > 0:
+        pruned = cache.prune(params["layer_cache_max_age"] * 86400)
 
     result = dict(
         changed=write_needed or push_needed, digest=image.digest, image_id=image.config_digest, reference=reference,
@@ -118,7 +128,7 @@ def build_image(params, run, check_mode):
                 for d in (plan["base"].layer_descriptors() if plan["base"] else [])]
         + [{"role": layer.role, "digest": layer.digest, "diff_id": layer.diff_id, "size": layer.size,
             "media_type": layer.media_type, "cached": layer.cached} for layer in layers],
-        diff=dict(before={"digest": before or remote}, after={"digest": image.digest}),
+        diff=dict(before={"digest": before or remote}, after={"digest": image.digest}), layer_cache_pruned=pruned,
     )
     if params["format"] == "context":
         result["plan"] = context_plan(plan)

@@ -15,14 +15,17 @@ import base64
 import collections
 import gzip
 import hashlib
+import http.client
 import io
 import json
 import os
 import re
 import shutil
+import ssl
 import stat
 import tarfile
 import tempfile
+import time
 
 try:
     import zstandard
@@ -61,10 +64,14 @@ _REFERENCE_RE = re.compile(r"^(?:%s/)?%s(?:/%s)*(?::[\w][\w.-]{0,127})?(?:@sha25
                            % (_HOST, _COMPONENT, _COMPONENT))
 _BLOB_NAME = re.compile(r"^blobs/sha256/[0-9a-f]{64}\Z")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+_CACHED_BLOB = re.compile(r"^[0-9a-f]{64}\Z")
+STAGE_AGE = 24 * 3600  # a blob still being written is never older than this
 OWN_HISTORY = "swiftlinux.deploy.oci_image: "
 MAX_MEMBERS = 100000  # far more than any image archive holds; a crafted one may hold millions
 MAX_DOCUMENT = 4 << 20  # manifest, index and config are a few KiB; refuse megabytes of JSON
 MAX_REDIRECTS = 5
+MAX_ERROR_BODY = 64 << 10  # enough of an error answer for its message
+USER_AGENT = "swiftlinux.deploy"
 _KIND_NAMES = {tarfile.DIRTYPE: "directory", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hard link",
                tarfile.FIFOTYPE: "FIFO", tarfile.CHRTYPE: "device", tarfile.BLKTYPE: "device",
                tarfile.GNUTYPE_SPARSE: "sparse file", tarfile.CONTTYPE: "contiguous file"}
@@ -181,14 +188,47 @@ class LayerCache(object):
     def get(self, diff_id, compression):
         if compression == "none":
             return None
+        path = self._path(diff_id, compression)
         try:
-            with open(self._path(diff_id, compression), "rb") as handle:
+            with open(path, "rb") as handle:
                 blob = handle.read()
+            if self.writable:
+                os.utime(path)  # its time says when it was last used; prune goes by it
         except OSError:
             self.misses += 1
             return None
         self.hits += 1
         return blob or None
+
+    def prune(self, max_age, now=None):
+        """Remove the blobs no build used for `max_age` seconds, and blobs half-written by a build that stopped.
+
+        Only names this class writes are touched: a regular file named by 64 hex digits (or .blob-*, a stage)
+        directly in a compression's folder; anything else there, links included, is left alone. Returns the
+        number of files removed.
+        """
+        now = time.time() if now is None else now
+        removed = 0
+        for compression in ("gzip", "zstd"):
+            folder = os.path.join(self.directory, compression)
+            if os.path.islink(folder) or not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                if _CACHED_BLOB.match(name):
+                    limit = max_age
+                elif name.startswith(".blob-"):
+                    limit = STAGE_AGE
+                else:
+                    continue
+                path = os.path.join(folder, name)
+                try:
+                    info = os.lstat(path)
+                    if stat.S_ISREG(info.st_mode) and info.st_mtime < now - limit:
+                        os.unlink(path)
+                        removed += 1
+                except OSError:
+                    pass  # gone already, or not ours to remove: the next build tries again
+        return removed
 
     def put(self, diff_id, compression, blob):
         if compression == "none" or not self.writable:
@@ -702,33 +742,93 @@ class Registry(object):
         self.username, self.password, self.timeout = username, password, timeout
         self.authorization = None
         self.origin = _origin(self._url("/"))
+        self._connections, self._responses, self._ssl_context = {}, {}, None
 
     def _url(self, path):
         return "%s://%s%s" % (self.scheme, self.host, path)
 
-    def _open(self, method, url, data=None, headers=None):
-        """open_url that follows redirects itself, sending Authorization only to the registry's own origin.
+    def _connection(self, origin):
+        """The kept-alive connection to one origin, made on first use.
 
-        urllib would copy the header to wherever a redirect points; Docker's client drops it when the host
-        changes (blob storage, a CDN, or a hostile Location), and so does this.
+        One connection per origin for the client's life: a push is a dozen small requests, and a new connection
+        with a new TLS context for each (open_url's way) cost more than the upload itself.
+        """
+        connection = self._connections.get(origin)
+        if connection is None:
+            scheme, host, port = origin
+            if scheme == "https":
+                if self._ssl_context is None:
+                    self._ssl_context = ssl.create_default_context()
+                connection = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl_context)
+            else:
+                connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+            self._connections[origin] = connection
+        return connection
+
+    def close(self):
+        """Close the kept-alive connections (they are opened again when needed)."""
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
+        self._responses.clear()
+
+    def _send(self, method, url, data, headers):
+        """One request on the origin's kept-alive connection; the response, whatever its status.
+
+        A connection the server closed while idle is opened again once; a response the caller did not read to
+        the end leaves its connection unusable, so that connection is opened again too.
+        """
+        origin = _origin(url)
+        parts = urlsplit(url)
+        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+        for attempt in (1, 2):
+            connection = self._connection(origin)
+            previous = self._responses.pop(origin, None)
+            reused = connection.sock is not None
+            if previous is not None and not previous.isclosed():
+                connection.close()
+                reused = False
+            try:
+                connection.request(method, target, body=data, headers=headers)
+                response = connection.getresponse()
+            except (http.client.HTTPException, OSError) as exc:
+                connection.close()
+                stale = isinstance(exc, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError))
+                if attempt == 1 and reused and stale:
+                    continue
+                raise URLError(exc)
+            self._responses[origin] = response
+            return response
+        raise URLError("connection to %s closed" % url)  # not reached
+
+    def _open(self, method, url, data=None, headers=None):
+        """A request that follows redirects itself, sending Authorization only to the registry's own origin.
+
+        Returns the response of a 2xx answer, to be read to its end; raises HTTPError for any other status and
+        URLError when the registry cannot be reached. urllib would copy the header to wherever a redirect
+        points; Docker's client drops it when the host changes (blob storage, a CDN, or a hostile Location),
+        and so does this.
         """
         for _hop in range(MAX_REDIRECTS + 1):
             if urlsplit(url).scheme not in ("http", "https"):
                 raise OciError("registry %s sent the client to %s, which is not an http or https URL; check the "
                                "registry's configuration" % (self.host, url.split("?")[0][:200]))
-            sent = dict(headers or {})
+            sent = {"User-Agent": USER_AGENT}
+            sent.update(headers or {})
             if self.authorization and _origin(url) == self.origin:
                 sent["Authorization"] = self.authorization
-            try:
-                return open_url(url, method=method, data=data, headers=sent, timeout=self.timeout,
-                                follow_redirects="none", validate_certs=True, use_proxy=False)
-            except HTTPError as exc:
-                location = exc.headers.get("Location") if exc.code in (301, 302, 303, 307, 308) else None
-                if not location:
-                    raise
-                url = urljoin(url, location)
-                if exc.code == 303 or (exc.code in (301, 302) and method not in ("GET", "HEAD")):
-                    method, data = "GET", None
+            response = self._send(method, url, data, sent)
+            if 200 <= response.status < 300:
+                return response
+            # The body of an error or a redirect is small; read to its end, it leaves the connection usable (a
+            # longer one is cut, and _send then opens the connection again).
+            body = response.read(MAX_ERROR_BODY)
+            location = response.headers.get("Location") if response.status in (301, 302, 303, 307, 308) else None
+            if not location:
+                raise HTTPError(url, response.status, response.reason, response.headers, io.BytesIO(body))
+            url = urljoin(url, location)
+            if response.status == 303 or (response.status in (301, 302) and method not in ("GET", "HEAD")):
+                method, data = "GET", None
         raise OciError("registry %s redirected more than %d times; check the registry's configuration"
                        % (self.host, MAX_REDIRECTS))
 
@@ -738,7 +838,7 @@ class Registry(object):
         for attempt in (1, 2):
             try:
                 response = self._open(method, url, data, headers)
-                return response.getcode(), response.headers, response.read()
+                return response.status, response.headers, response.read()
             except HTTPError as exc:
                 if exc.code == 401 and attempt == 1 and _origin(exc.geturl() or url) == self.origin:
                     self._authenticate(exc.headers.get("WWW-Authenticate", ""))

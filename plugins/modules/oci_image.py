@@ -132,6 +132,14 @@ options:
       - An empty string turns the cache off.
     type: path
     default: ~/.cache/swiftlinux.deploy/layers
+  layer_cache_max_age:
+    description:
+      - Days a blob in O(layer_cache) may go unused before a build removes it (each use renews it). Only blobs
+        this module wrote are removed (files named by their digest in its C(gzip/) and C(zstd/) folders), never
+        anything else in the directory.
+      - V(0) keeps every blob.
+    type: int
+    default: 30
   tzdata:
     description:
       - Include time zone data. By default it is included when the executable uses Foundation.
@@ -364,6 +372,10 @@ layers:
     cached:
       description: Whether the blob came from O(layer_cache) instead of being compressed now.
       type: bool
+layer_cache_pruned:
+  description: Blobs removed from O(layer_cache) because no build used them for O(layer_cache_max_age) days.
+  returned: always
+  type: int
 files:
   description: Every path in the image's new layers, sorted, without a leading slash.
   returned: always
@@ -406,6 +418,7 @@ ARGUMENT_SPEC = dict(
     backtrace=dict(type="bool", default=True),
     compression=dict(type="str", default="auto", choices=["auto", "gzip", "zstd", "none"]),
     layer_cache=dict(type="path", default="~/.cache/swiftlinux.deploy/layers"),
+    layer_cache_max_age=dict(type="int", default=30),
     tzdata=dict(type="bool"),
     ca_bundle=dict(type="path", default="/etc/ssl/certs/ca-certificates.crt"),
     zoneinfo=dict(type="path", default="/usr/share/zoneinfo"),

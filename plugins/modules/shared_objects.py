@@ -15,7 +15,8 @@ description:
     program built with O(swiftlinux.deploy.swift_build#module:link_mode=dynamic) runs on a host without a Swift
     toolchain. This is option 1 of SE-0342, done properly.
   - "Layout: C(bin/<exe>) with its resource bundles beside it; C(lib/) with the libraries as real files and their
-    SONAME symlinks; C(bag.json), the manifest; C(bag.spdx.json), an SPDX 2.3 SBOM."
+    SONAME symlinks; C(bag.json), the manifest; C(bag.spdx.json), an SPDX 2.3 SBOM, created at E(SOURCE_DATE_EPOCH)
+    (0 when unset), so the same inputs give the same bytes."
   - Each executable gets C(DT_RUNPATH=$ORIGIN/../lib) and each bagged library that loads another bagged library gets
     C(DT_RUNPATH=$ORIGIN), both set with patchelf. RUNPATH rather than RPATH because RPATH is inherited by every
     library loaded later, including ones the program opens with C(dlopen) and ones from the host, and because RUNPATH
@@ -412,10 +413,10 @@ def _make_bag(module, plan, fingerprint, stage):
 
 
 def _created():
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.isdigit():
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
-    return None
+    """The SBOM's creation time: SOURCE_DATE_EPOCH, else 0 as for images, so the same inputs give the same bag bytes
+    (a code-only release then differs only where the program does)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch) if epoch.isdigit() else 0))
 
 
 def _listing(manifest):

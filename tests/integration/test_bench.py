@@ -26,8 +26,12 @@ def test_make_bench_quick_writes_the_report_json_and_charts(tmp_path):
                     "## 5. Delivery"):
         assert heading in report
     charts = sorted(path.name for path in (tmp_path / "benchmarks").glob("*.png"))
-    assert charts == ["sizes.png", "startup-container.png", "startup-exec.png", "toolkit-loaded.png",
+    assert charts == ["delivery.png", "sizes.png", "startup-container.png", "startup-exec.png", "toolkit-loaded.png",
                       "toolkit-pushed.png"]
     assert all((tmp_path / "benchmarks" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in charts)
     # Same inputs, same digests: the reproducibility section's finding, whatever the timings.
     assert all(value["identical"] for value in results["reproducibility"]["images"].values())
+    # ship.yml's re-run changes nothing on the hosts, and a code-only release pulls less than the whole bag.
+    delivery = results["delivery"]
+    assert delivery["again"]["changed_hosts"] == 0 and delivery["first"]["changed_hosts"] > 0
+    assert 0 < max(delivery["releases"]["pulled"]["received"].values()) < delivery["bag"]

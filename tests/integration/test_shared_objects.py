@@ -353,6 +353,28 @@ def test_second_run_is_unchanged_and_a_damaged_bag_is_rebuilt(tmp_path):
     assert run_module("shared_objects", dict(args, scope="all"))["changed"]
 
 
+def test_the_same_inputs_give_the_same_bag_bytes_and_a_code_only_change_only_program_files(tmp_path):
+    """Without SOURCE_DATE_EPOCH too: the SBOM's time is 0 then, as an image's. A program changed in place changes
+    the program, bag.json and the SBOM (both name its checksum), nothing else."""
+    program = tmp_path / "src" / "hello"
+    program.parent.mkdir()
+    shutil.copyfile(products("hello")["hello"]["path"], program)
+    program.chmod(0o755)
+
+    def bag(name: str) -> dict:
+        result = run_module("shared_objects", {"executables": [str(program)], "dest": str(tmp_path / name)})
+        assert not result.get("failed"), result.get("msg")
+        return {str(p.relative_to(tmp_path / name)): p.read_bytes() for p in (tmp_path / name).rglob("*")
+                if p.is_file()}
+
+    first, again = bag("first"), bag("again")
+    assert first == again
+    program.write_bytes(program.read_bytes() + b"\0code-only\0")
+    changed = bag("changed")
+    assert sorted(name for name in changed if changed[name] != first.get(name)) == [
+        "bag.json", "bag.spdx.json", "bin/hello"]
+
+
 # ---- bad inputs -------------------------------------------------------------------------------------------
 
 def fails(args: dict, *needles: str) -> str:

@@ -14,7 +14,8 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
 
 
 def params(**changes) -> dict:
-    return {"compression": "auto", "push": False, "format": "oci-layout", "layer_cache": "", **changes}
+    return {"compression": "auto", "push": False, "format": "oci-layout", "layer_cache": "", "layer_cache_max_age": 30,
+            **changes}
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
@@ -40,6 +41,8 @@ def test_layer_cache_must_be_a_directory(tmp_path):
         layer_cache_for(params(layer_cache=str(tmp_path / "file")), False)
     assert layer_cache_for(params(), False) is None
     assert not layer_cache_for(params(layer_cache=str(tmp_path / "c")), True).writable, "check mode writes nothing"
+    with pytest.raises(OciError, match="layer_cache_max_age is -1; give the days"):
+        layer_cache_for(params(layer_cache=str(tmp_path / "c"), layer_cache_max_age=-1), False)
 
 
 def entries():

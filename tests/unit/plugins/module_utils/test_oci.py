@@ -1,17 +1,21 @@
-"""Unit tests for _oci (layers, digests, layout, references) and _image_plan's file rules, on real files."""
+"""Unit tests for _oci (layers, digests, layout, references, the registry client) and _image_plan's file rules, on real files."""
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import json
 import os
 import tarfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils import _image_plan as recipes
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._oci import (
-    Image, Layer, LoadedImage, OciError, dir_entry, existing_digest, file_entry, parse_name, symlink_entry,
+    Image, Layer, LayerCache, LoadedImage, OciError, Registry, dir_entry, existing_digest, file_entry, parse_name, symlink_entry,
     tree_entries, write_archive, write_layout,
 )
 
@@ -235,3 +239,188 @@ def test_hostile_but_valid_values_pass_and_travel_as_build_args():
     env = dict((key, args["build_args"][arg]) for key, arg in args["env"])
     labels = dict((key, args["build_args"][arg]) for key, arg in args["labels"])
     assert env["A_1"] == value and labels["com.example/x-y_z"] == value
+
+
+# ---- registry client: kept-alive connections, credentials only for their origin -------------------------------
+
+class FakeRegistry(ThreadingHTTPServer):
+    """An HTTP/1.1 registry that wants Basic credentials (or none with `open`). `routes` maps (method, path prefix) to
+    (status, headers[, body]); every request is recorded with its connection's number and its Authorization."""
+
+    daemon_threads = True
+
+    def __init__(self, routes=None, close_after_each=False, open=False):  # noqa: A002 - as the registry is called
+        self.routes, self.close_after_each, self.open = routes or {}, close_after_each, open
+        self.seen, self.connections = [], 0
+        super().__init__(("127.0.0.1", 0), FakeRegistryHandler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+class FakeRegistryHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        self.server.connections += 1
+        self.connection_number = self.server.connections
+
+    def _answer(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        authorization = self.headers.get("Authorization")
+        self.server.seen.append((self.connection_number, self.command, self.path, authorization, len(body)))
+        status, headers, payload = 404, {}, b'{"errors":[{"code":"UNKNOWN"}]}'
+        if authorization != BASIC and not self.server.open:
+            status, headers = 401, {"WWW-Authenticate": 'Basic realm="fake"'}
+        else:
+            for (method, prefix), answer in self.server.routes.items():
+                if self.command == method and self.path.startswith(prefix):
+                    status, headers = answer[:2]
+                    payload = answer[2] if len(answer) > 2 else b""
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value.replace("PORT", str(self.server.port)))
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+        # Closing without saying so: what a registry or a proxy does to an idle keep-alive connection.
+        self.close_connection = self.server.close_after_each
+
+    do_GET = do_HEAD = do_PUT = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+BASIC = "Basic " + base64.b64encode(b"ci:hunter2").decode()
+UPLOADS = {("POST", "/v2/team/app/blobs/uploads/"): (202, {"Location": "/upload/1"}),
+           ("PUT", "/upload/1"): (201, {}),
+           ("PUT", "/v2/team/app/manifests/"): (201, {})}
+
+
+def small_image() -> Image:
+    return Image([Layer([file_entry("app/x", data=b"x" * 1000, mode=0o755)], 0, "app")], "amd64", {}, 0)
+
+
+def test_a_push_is_one_kept_alive_connection_and_credentials_go_only_there():
+    registry = FakeRegistry(UPLOADS)
+    try:
+        client = Registry("127.0.0.1:%d" % registry.port, "ci", "hunter2")
+        assert client.push(small_image(), "team/app", "v1") == 2  # config and layer
+        client.close()
+    finally:
+        registry.stop()
+    assert registry.connections == 1, registry.seen
+    with_credentials = [seen[1] for seen in registry.seen if seen[3] == BASIC]
+    assert with_credentials == ["HEAD", "POST", "PUT", "HEAD", "POST", "PUT", "PUT"]
+    assert registry.seen[0][3] is None  # the first request learns from the 401 which credentials are wanted
+
+
+def test_credentials_do_not_follow_a_redirect_to_another_host_or_port():
+    elsewhere = FakeRegistry(open=True)
+    registry = FakeRegistry({
+        ("GET", "/v2/team/app/manifests/v1"): (307, {"Location": "http://localhost:%d/v2/moved" % elsewhere.port}),
+        ("POST", "/v2/team/app/blobs/uploads/"): (202, {"Location": "http://127.0.0.1:%d/upload/1" % elsewhere.port}),
+        ("PUT", "/v2/team/app/manifests/"): (201, {})})
+    elsewhere.routes = {("GET", "/v2/moved"): (200, {}, b"{}"), ("PUT", "/upload/1"): (201, {})}
+    same_server_by_another_name = FakeRegistry(open=True)
+    registry.routes[("GET", "/v2/team/app/manifests/v2")] = (
+        302, {"Location": "http://localhost:%d/v2/x" % same_server_by_another_name.port})
+    try:
+        client = Registry("127.0.0.1:%d" % registry.port, "ci", "hunter2")
+        client.push(small_image(), "team/app", "v1")
+        client.manifest_digest("team/app", "v1")
+        client.manifest_digest("team/app", "v2")
+    finally:
+        for server in (registry, elsewhere, same_server_by_another_name):
+            server.stop()
+    assert any(seen[3] == BASIC for seen in registry.seen)
+    digests = [small_image().config_digest, small_image().layers[0].digest]
+    assert [seen[1:3] for seen in elsewhere.seen] == [("PUT", "/upload/1?digest=" + digest.replace(":", "%3A"))
+                                                      for digest in digests] + [("GET", "/v2/moved")]
+    assert all(seen[3] is None for seen in elsewhere.seen + same_server_by_another_name.seen)
+    assert same_server_by_another_name.seen  # reached, without the credentials: the host name differs
+
+
+def test_a_redirect_to_another_scheme_is_refused_in_one_sentence():
+    registry = FakeRegistry({("HEAD", "/v2/team/app/blobs/"): (307, {"Location": "file:///etc/passwd"})})
+    try:
+        with pytest.raises(OciError, match="not an http or https URL"):
+            Registry("127.0.0.1:%d" % registry.port, "ci", "hunter2").blob_exists("team/app", "sha256:" + "0" * 64)
+    finally:
+        registry.stop()
+
+
+def test_a_connection_closed_while_idle_is_opened_again():
+    registry = FakeRegistry(UPLOADS, close_after_each=True)
+    try:
+        client = Registry("127.0.0.1:%d" % registry.port, "ci", "hunter2")
+        assert client.push(small_image(), "team/app", "v1") == 2
+    finally:
+        registry.stop()
+    assert registry.connections == len(registry.seen) == 8
+
+
+def test_a_response_left_half_read_does_not_break_the_next_request():
+    registry = FakeRegistry({("GET", "/v2/team/app/blobs/"): (200, {}, b"b" * 100000)})
+    try:
+        client = Registry("127.0.0.1:%d" % registry.port, "ci", "hunter2")
+        digest = "sha256:" + "1" * 64
+        assert client.request("GET", "/v2/team/app/blobs/" + digest)[0] == 200
+        client._open("GET", client._url("/v2/team/app/blobs/" + digest)).read(10)  # a stream given up early
+        assert not client.blob_exists("team/app", digest)  # HEAD is not routed: 404
+    finally:
+        registry.stop()
+    assert registry.connections == 2
+
+
+def test_an_error_answer_is_one_sentence_and_an_unreachable_registry_too():
+    registry = FakeRegistry({("PUT", "/v2/team/app/manifests/"): (400, {}, b'{"errors":[{"code":"MANIFEST_INVALID"}]}')})
+    try:
+        with pytest.raises(OciError, match="answered 400 Bad Request to PUT .*MANIFEST_INVALID"):
+            Registry("127.0.0.1:%d" % registry.port, "ci", "hunter2").request(
+                "PUT", "/v2/team/app/manifests/v1", data=b"{}")
+    finally:
+        registry.stop()
+    with pytest.raises(OciError, match="cannot reach registry 127.0.0.1:%d" % registry.port):
+        Registry("127.0.0.1:%d" % registry.port).blob_exists("team/app", "sha256:" + "0" * 64)
+
+
+# ---- layer cache pruning --------------------------------------------------------------------------------------
+
+def test_the_layer_cache_prunes_only_its_own_blobs_unused_for_the_age_given(tmp_path):
+    cache = LayerCache(str(tmp_path / "cache"))
+    used, unused = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    for diff_id in (used, unused):
+        cache.put(diff_id, "gzip", b"blob")
+    gzip_dir, day = tmp_path / "cache" / "gzip", 86400
+    old = time.time() - 40 * day
+    foreign = {"README": gzip_dir / "README", "upper": gzip_dir / ("C" * 64), "elsewhere": tmp_path / "cache" / (
+        "c" * 64), "outside": tmp_path / ("d" * 64)}
+    for path in foreign.values():
+        path.write_bytes(b"not the cache's")
+    (gzip_dir / ("e" * 64)).mkdir()  # a directory with a blob's name
+    (gzip_dir / ("f" * 64)).symlink_to(foreign["outside"])  # a link with a blob's name, to something old
+    stage = gzip_dir / ".blob-interrupted"
+    stage.write_bytes(b"half")
+    for path in [*foreign.values(), gzip_dir / ("e" * 64), stage, gzip_dir / ("a" * 64), gzip_dir / ("b" * 64)]:
+        os.utime(path, (old, old))
+    assert cache.get(used, "gzip") == b"blob"  # a use renews the blob
+
+    assert cache.prune(30 * day) == 2  # the unused blob and the stage left by an interrupted write
+    assert sorted(p.name for p in gzip_dir.iterdir()) == sorted(["README", "C" * 64, "a" * 64, "e" * 64, "f" * 64])
+    assert all(path.exists() for path in foreign.values())
+    assert LayerCache(str(tmp_path / "absent")).prune(0) == 0
+
+
+def test_a_read_only_cache_does_not_renew_what_it_reads(tmp_path):
+    LayerCache(str(tmp_path)).put("sha256:" + "a" * 64, "zstd", b"blob")
+    blob = tmp_path / "zstd" / ("a" * 64)
+    os.utime(blob, (1, 1))
+    assert LayerCache(str(tmp_path), writable=False).get("sha256:" + "a" * 64, "zstd") == b"blob"
+    assert blob.stat().st_mtime == 1
