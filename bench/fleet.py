@@ -280,18 +280,28 @@ def spread(results: list, delivery: str, count: int, phase: str) -> str:
     return f"{min(values):.1f}–{max(values):.1f}" if len(values) > 1 else "one run"
 
 
-def write_report(results: list, options, machine: str = "") -> None:
-    sizes = sorted({row["hosts"] for row in results})
-    deliveries = list(dict.fromkeys(row["delivery"] for row in results))
-    machine = machine or f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
+TABLE_HEAD = ["| delivery | hosts | first deploy | unchanged re-run | re-run / first | round-trips per host, first "
+              "| round-trips per host, re-run |", "|---|---|---|---|---|---|---|"]
+
+
+def table_rows(results: list) -> list[str]:
+    """The table's rows (TABLE_HEAD above them): median and min-max per delivery and fleet size; make bench shows them too."""
     rows = []
-    for delivery in deliveries:
-        for count in sizes:
+    for delivery in dict.fromkeys(row["delivery"] for row in results):
+        for count in sorted({row["hosts"] for row in results}):
             first, again = median(results, delivery, count, "first"), median(results, delivery, count, "again")
             rows.append(f"| {delivery} | {count} | {first:.1f} s ({spread(results, delivery, count, 'first')}) | "
                         f"{again:.1f} s ({spread(results, delivery, count, 'again')}) | {again / first:.2f} | "
                         f"{median(results, delivery, count, 'first', 'round_trips_per_host'):.0f} | "
                         f"{median(results, delivery, count, 'again', 'round_trips_per_host'):.0f} |")
+    return rows
+
+
+def write_report(results: list, options, machine: str = "") -> None:
+    sizes = sorted({row["hosts"] for row in results})
+    deliveries = list(dict.fromkeys(row["delivery"] for row in results))
+    machine = machine or f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
+    rows = table_rows(results)
     scaling = []
     for delivery in deliveries:
         if 1 in sizes and max(sizes) > 1:
