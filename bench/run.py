@@ -548,7 +548,7 @@ def delivery_inventory(hosts: list) -> dict:
 
 def play(playbook: str, inventory: dict, extra: dict) -> dict:
     """One ansible-playbook run (wall clock, start-up included): time, changed counts, and per host the bytes
-    it received (files uploaded into the release, or blobs the release module pulled)."""
+    it received (the tar of the release sent by the controller, or blobs the release module pulled)."""
     start = time.perf_counter()
     result = run_playbook(REPO / "playbooks" / playbook, "localhost", extra, inventory=inventory, timeout=600)
     elapsed = time.perf_counter() - start
@@ -562,11 +562,8 @@ def play(playbook: str, inventory: dict, extra: dict) -> dict:
             for host, outcome in task["hosts"].items():
                 if host not in received:
                     continue
-                if name.endswith("Upload the files"):
-                    received[host] += sum(item.get("size", 0) for item in outcome.get("results", [])
-                                          if item.get("changed"))
-                elif "Verify the release and switch to it" in name:
-                    received[host] += outcome.get("fetched_bytes") or 0
+                if "verify it and switch to it" in name:  # the release task: one tar sent, or blobs pulled
+                    received[host] += (outcome.get("uploaded_bytes") or 0) + (outcome.get("fetched_bytes") or 0)
     stats_by_host = result.report.get("stats", {})
     return {"seconds": elapsed, "changed_hosts": sum(stats_by_host.get(h, {}).get("changed", 0) for h in hosts),
             "changed_controller": stats_by_host.get("localhost", {}).get("changed", 0),
@@ -588,7 +585,7 @@ def code_only_bag(work: Path, marker: str) -> Path:
 def section_delivery(client, work: Path, registry: str, quick: bool) -> dict:
     """ship.yml's first run against its re-run, with registry delivery (the controller pushes once, the systemd hosts
     pull by digest), then the bytes each host receives for a code-only release of the scope-all bag: pulled, and
-    (not with --quick) uploaded by the controller file by file."""
+    (not with --quick) uploaded by the controller as one tar."""
     hosts = delivery_hosts(client, 1 if quick else 2)
     inventory = delivery_inventory(hosts)
     ship = {"ship_package": str(FIXTURE_DIR / "http-service"), "ship_build_dir": str(work / "ship"),

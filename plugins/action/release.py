@@ -60,6 +60,7 @@ class ActionModule(ActionBase):
         args = dict(self._task.args)
         src = args.pop("src", None)
         local = None
+        sent = 0
         try:
             if src is not None and not self._task.check_mode:
                 src = os.path.expanduser(str(src))
@@ -81,10 +82,12 @@ class ActionModule(ActionBase):
                 tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
                 remote = self._connection._shell.join_path(tmpdir, ARCHIVE_NAME)
                 self._transfer_file(local, remote)
+                sent = os.path.getsize(local)
                 self._fixup_perms2((tmpdir, remote))
                 args["archive"] = remote
             result.update(self._execute_module(module_name="swiftlinux.deploy.release", module_args=args,
                                                task_vars=task_vars))
+            result["uploaded_bytes"] = sent
             return result
         finally:
             if local is not None:

@@ -184,6 +184,11 @@ pruned:
   returned: always
   type: list
   elements: str
+uploaded_bytes:
+  description: Bytes the controller sent with O(src) (the tar of the release's files); V(0) when nothing was sent.
+  returned: always
+  type: int
+  version_added: 0.6.0
 fetched_bytes:
   description: Bytes fetched from the registry with O(pull); V(0) when the host had every blob or the release.
   returned: always

@@ -23,7 +23,7 @@ def test_make_bench_quick_writes_the_report_json_and_charts(tmp_path):
     assert {"sizes", "startup", "toolkit", "reproducibility", "delivery"} <= set(results)
     report = (tmp_path / "benchmarks.md").read_text()
     for heading in ("## 1. Sizes", "## 2. Start-up", "## 3. Toolkit overhead", "## 4. Reproducibility",
-                    "## 5. Delivery"):
+                    "## 5. Delivery", "## 6. Fleet"):
         assert heading in report
     charts = sorted(path.name for path in (tmp_path / "benchmarks").glob("*.png"))
     assert charts == ["delivery.png", "sizes.png", "startup-container.png", "startup-exec.png", "toolkit-loaded.png",

@@ -70,7 +70,7 @@ def deploy(reference, artifact):
     releases = {}
     for play in result.report["plays"]:
         for task in play["tasks"]:
-            if "Verify the release and switch to it" in task["task"]["name"]:
+            if "verify it and switch to it" in task["task"]["name"]:
                 releases = task["hosts"]
     assert set(releases) == set(HOSTS)
     return result, releases
@@ -172,7 +172,7 @@ def test_ship_pushes_once_and_every_host_pulls(fleet, registry, bag):
     assert len(pushes) == 1 and len(pushes[0]["results"]) == 1
     reference = pushes[0]["results"][0]["reference"]
     pulled = [task["hosts"] for play in result.report["plays"] for task in play["tasks"]
-              if "Verify the release and switch to it" in task["task"]["name"]]
+              if "verify it and switch to it" in task["task"]["name"]]
     assert sorted(pulled[0]) == sorted(HOSTS)
     for host in HOSTS:
         assert pulled[0][host]["changed"] and pulled[0][host]["fetched_bytes"] > 0

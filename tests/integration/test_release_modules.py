@@ -154,6 +154,7 @@ def test_src_uploads_verifies_and_switches_in_one_task_and_again_changes_nothing
     assert not root.exists(), "check mode sends and writes nothing"
     result = run_module("release", args)
     assert result["changed"] and os.readlink(root / "current") == "releases/r1", result
+    assert result["uploaded_bytes"] >= sum(len(p.read_bytes()) for p in (src / "app", src / "lib" / "libx.so.1.2"))
     release = root / "releases" / "r1"
     assert (release / "app").read_bytes() == b"#!/bin/sh\necho app\n" and os.access(release / "app", os.X_OK)
     assert os.readlink(release / "lib" / "libx.so.1") == "libx.so.1.2"
@@ -162,7 +163,8 @@ def test_src_uploads_verifies_and_switches_in_one_task_and_again_changes_nothing
     assert oct(root.stat().st_mode & 0o777) == "0o755" and oct((root / "releases").stat().st_mode & 0o777) == "0o755"
     assert sorted(os.listdir(root / "releases")) == ["r1"], "no staging directory is left"
     again = {k: v for k, v in args.items() if k != "src"}
-    assert not run_module("release", again)["changed"]
+    unchanged = run_module("release", again)
+    assert not unchanged["changed"] and unchanged["uploaded_bytes"] == 0
 
 
 @pytest.mark.parametrize(("damage", "needle"), [
