@@ -855,7 +855,7 @@ def delivery_lines(delivery: dict) -> list[str]:
               f"and SBOM), not the runtime layer its blob cache already held."]
     if "uploaded" in delivery["releases"]:
         uploaded = max(delivery["releases"]["uploaded"]["received"].values())
-        lines[-1] += (f" Uploaded by the controller, every file of the new release goes to each host: {mib(uploaded)}, "
+        lines[-1] += (f" Uploaded by the controller, the whole new release goes to each host as one tar: {mib(uploaded)}, "
                       f"{uploaded / max(received, 1):.0f}× the pull.")
     return lines + [""]
 
