@@ -7,10 +7,6 @@ from __future__ import annotations
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._probe import problem
 
 
-def _probe_problem(description):
-    return problem(description)
-
-
 class FilterModule(object):
     def filters(self):
-        return {"probe_problem": _probe_problem}
+        return {"probe_problem": problem}
