@@ -64,14 +64,16 @@ $(VENV)/.installed: requirements.txt
 	@command -v python3 >/dev/null || { echo "swiftlinux.deploy: python3 is missing; install it with 'apt-get install -y python3 python3-venv'" >&2; exit 1; }
 	@python3 -m venv $(VENV) || { echo "swiftlinux.deploy: could not create a venv; install 'python3-venv' and retry" >&2; exit 1; }
 	@echo "==> installing the pinned Python requirements into $(VENV)"
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check "$$(grep '^uv==' requirements.txt)" \
+	  || echo "==> could not install uv; pip installs the requirements (a few minutes)"
+	@scripts/pip-install.sh $(VENV) requirements.txt
 	@touch $@
 
 link: $(COLLECTION_LINK)
 $(COLLECTION_LINK):
 	@mkdir -p $(dir $@) && ln -sfn ../../../.. $@
 
-$(CORE_VENVS): .build/cores/%/.installed: tests/cores/%.txt
+$(CORE_VENVS): .build/cores/%/.installed: tests/cores/%.txt | $(VENV)/.installed
 	@scripts/core-venv.sh $*
 
 test-hosts: docker venv link
@@ -85,11 +87,13 @@ demo-clean: bootstrap
 	ansible-playbook playbooks/demo-clean.yml
 
 test: bootstrap test-hosts $(CORE_VENVS)
-	@scripts/timed.sh lint     $(MAKE) --no-print-directory lint
-	@# Sanity on the newest and the oldest supported ansible-core first, side by side (each core has its own copy
-	@# of the collection); the cores between run beside the tests below, where streams spend time waiting.
-	@scripts/side-by-side.sh "sanity=$(MAKE) --no-print-directory sanity" "sanity-$(CORE_OLDEST)=$(call core_sanity,$(CORE_OLDEST))"
-	@scripts/timed.sh builds   $(PY) tests/prebuild.py
+	@# Lint, sanity on the newest and the oldest supported ansible-core (each core has its own copy of the
+	@# collection) and the fixture builds read nothing the others write, so they run side by side; the cores
+	@# between run beside the tests below, where streams spend time waiting.
+	@scripts/side-by-side.sh "lint=$(MAKE) --no-print-directory lint" \
+	                         "sanity=$(MAKE) --no-print-directory sanity" \
+	                         "sanity-$(CORE_OLDEST)=$(call core_sanity,$(CORE_OLDEST))" \
+	                         "builds=$(PY) tests/prebuild.py"
 	@# Three pytest streams, molecule, the kit and the middle cores' sanity share nothing but the builds above
 	@# (read-only now) and the engine (distinct names and ports), so they run side by side; each log is printed
 	@# whole when all are done.

@@ -15,6 +15,5 @@ fi
 rm -rf "$venv"
 python3 -m venv "$venv" || die "could not create a venv; install 'python3-venv' and retry"
 note "installing ansible-core $line into .build/cores/$line"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$pins" \
-  || die "pip could not install tests/cores/$line.txt (above); check the network to PyPI and retry"
+"$repo/scripts/pip-install.sh" "$venv" "$pins"
 touch "$venv/.installed"

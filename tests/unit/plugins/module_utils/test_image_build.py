@@ -55,7 +55,7 @@ def test_a_cached_blob_is_reused_and_is_the_same_bytes(tmp_path):
     warm = Layer(entries(), 0, "app", "gzip", cache)
     assert (cold.cached, warm.cached) == (False, True) and cache.hits == 1
     assert warm.blob == cold.blob and warm.digest == cold.digest
-    assert (tmp_path / "cache" / "gzip" / cold.diff_id.split(":")[1]).read_bytes() == cold.blob
+    assert (tmp_path / "cache" / "gzip-1" / cold.diff_id.split(":")[1]).read_bytes() == cold.blob
     assert gzip.decompress(warm.blob) == cold.tar
 
 

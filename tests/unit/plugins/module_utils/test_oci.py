@@ -398,7 +398,7 @@ def test_the_layer_cache_prunes_only_its_own_blobs_unused_for_the_age_given(tmp_
     used, unused = "sha256:" + "a" * 64, "sha256:" + "b" * 64
     for diff_id in (used, unused):
         cache.put(diff_id, "gzip", b"blob")
-    gzip_dir, day = tmp_path / "cache" / "gzip", 86400
+    gzip_dir, day = tmp_path / "cache" / "gzip-1", 86400
     old = time.time() - 40 * day
     foreign = {"README": gzip_dir / "README", "upper": gzip_dir / ("C" * 64), "elsewhere": tmp_path / "cache" / (
         "c" * 64), "outside": tmp_path / ("d" * 64)}
@@ -420,7 +420,21 @@ def test_the_layer_cache_prunes_only_its_own_blobs_unused_for_the_age_given(tmp_
 
 def test_a_read_only_cache_does_not_renew_what_it_reads(tmp_path):
     LayerCache(str(tmp_path)).put("sha256:" + "a" * 64, "zstd", b"blob")
-    blob = tmp_path / "zstd" / ("a" * 64)
+    blob = tmp_path / "zstd-3" / ("a" * 64)
     os.utime(blob, (1, 1))
     assert LayerCache(str(tmp_path), writable=False).get("sha256:" + "a" * 64, "zstd") == b"blob"
     assert blob.stat().st_mtime == 1
+
+
+def test_a_blob_cached_at_another_gzip_level_is_never_taken_and_is_pruned_by_age(tmp_path):
+    """Before level 1, gzip blobs were made at level 6 in gzip/: a build must compress afresh rather than take
+    one (the digest would depend on the cache), and pruning removes them once unused for the age given."""
+    diff_id, day = "sha256:" + "a" * 64, 86400
+    old_blob = tmp_path / "cache" / "gzip" / ("a" * 64)
+    old_blob.parent.mkdir(parents=True)
+    old_blob.write_bytes(b"level 6")
+    cache = LayerCache(str(tmp_path / "cache"))
+    assert cache.get(diff_id, "gzip") is None
+    assert cache.prune(30 * day) == 0 and old_blob.exists()
+    os.utime(old_blob, (time.time() - 40 * day,) * 2)
+    assert cache.prune(30 * day) == 1 and not old_blob.exists()
