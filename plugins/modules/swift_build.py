@@ -17,7 +17,9 @@ description:
   - Checks after the build that each executable really is the requested link mode, by reading its ELF
     headers, and fails loudly when it is not.
   - Skips the build when the sources of the package and of its local dependencies, the options and the
-    toolchain are unchanged since the last build into O(dest).
+    toolchain are unchanged since the last build into O(dest). That check reads the package folders the last
+    build recorded and C(Package.resolved) without running SwiftPM, so an unchanged build is quick; any
+    difference (a changed C(Package.swift) among them) takes the full path through SwiftPM.
   - Resolves the package's dependencies once into C(.build/swiftlinux/dependencies) inside the package;
     every link mode and product builds against those checkouts, so each dependency is fetched once.
   - Output appears in O(dest) only once every product is built and verified; a failed build leaves
@@ -463,9 +465,9 @@ def _explain_build_failure(params, output):
     return BuildError("swift build failed:\n" + "\n".join(lines or output.strip().splitlines()[-20:]))
 
 
-def _fingerprint(module, run, swift, version, scratch, resolution, dependencies):
-    params = module.params
-    paths = _swift.package_paths(run, swift, params["package_path"], resolution)
+def _fingerprint(params, paths, version, scratch, dependencies):
+    """sha256 over the sources of `paths` (the package and every package it depends on), the options that
+    shape the build, the toolchain's version and the resolved dependencies."""
     options = {k: params[k] for k in ("products", "link_mode", "configuration", "swift_sdk", "swiftc_flags",
                                       "linker_flags", "strip", "optimize_size", "lto", "mirrors",
                                       "force_resolved_versions", "build_args")}
@@ -473,6 +475,14 @@ def _fingerprint(module, run, swift, version, scratch, resolution, dependencies)
     blob = json.dumps({"sources": sources, "options": options, "swift": version, "dependencies": dependencies},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _recorded_paths(previous):
+    """The package directories the previous build's fingerprint covered, if its record names them."""
+    paths = (previous or {}).get("source_paths")
+    if isinstance(paths, list) and paths and all(isinstance(p, str) and os.path.isabs(p) for p in paths):
+        return paths
+    return None
 
 
 def _up_to_date(previous, fingerprint):
@@ -540,7 +550,7 @@ def _sbom_files(results):
 def _build(module, run, swift, version, scratch, fingerprint, description, products, build_context):
     params = module.params
     dest = params["dest"]
-    resolved_dir, spm_options, dependencies = build_context
+    resolved_dir, spm_options, dependencies, paths = build_context
     _swift.share_dependencies(resolved_dir, scratch)
     output = ""
     for product in products if params["products"] else [None]:
@@ -569,7 +579,8 @@ def _build(module, run, swift, version, scratch, fingerprint, description, produ
             shutil.copy2(backtracer, os.path.join(stage, BACKTRACER))
         record = {"fingerprint": fingerprint, "link_mode": params["link_mode"],
                   "configuration": params["configuration"], "swift_version": version,
-                  "swift_sdk": params["swift_sdk"], "products": results, "dependencies": dependencies}
+                  "swift_sdk": params["swift_sdk"], "products": results, "dependencies": dependencies,
+                  "source_paths": paths}
         with open(os.path.join(stage, MANIFEST), "w") as handle:
             json.dump(record, handle, indent=2, sort_keys=True)
         with open(os.path.join(stage, SBOM), "w") as handle:
@@ -623,22 +634,34 @@ def main():
         _check_sdk(module, run, swift)
         resolved_dir, spm_options = _resolution_options(params)
         resolution = ["--scratch-path", resolved_dir] + spm_options
+        scratch = params["scratch_path"] or os.path.join(
+            params["package_path"], ".build", "swiftlinux",
+            "%s-%s%s" % (params["link_mode"], params["configuration"],
+                         "-" + params["swift_sdk"] if params["swift_sdk"] else ""))
+        previous = read_json(os.path.join(params["dest"], MANIFEST))
+        before = {n: p["sha256"] for n, p in (previous or {}).get("products", {}).items()}
+        result = dict(changed=False, link_mode=params["link_mode"], configuration=params["configuration"],
+                      swift_version=version, swift_sdk=params["swift_sdk"],
+                      manifest=os.path.join(params["dest"], MANIFEST), sbom=os.path.join(params["dest"], SBOM),
+                      products={})
+        # Up to date without asking SwiftPM: the sources of the packages the last build covered, the options,
+        # the toolchain and Package.resolved give the fingerprint it recorded. A changed manifest changes the
+        # package's own sources, so a new or removed dependency always takes the full path below.
+        recorded = _recorded_paths(previous)
+        if not params["force"] and recorded:
+            dependencies = _swift.resolved_dependencies(params["package_path"])
+            fingerprint = _fingerprint(params, recorded, version, scratch, dependencies)
+            if _up_to_date(previous, fingerprint):
+                module.exit_json(**dict(result, fingerprint=fingerprint, dependencies=dependencies,
+                                        products=previous["products"]))
         _swift.resolve_dependencies(run, swift, params["package_path"], resolution,
                                     pinned=params["force_resolved_versions"], mirrors=params["mirrors"])
         dependencies = _swift.resolved_dependencies(params["package_path"])
         description = _swift.describe_package(run, swift, params["package_path"], resolution)
         products = _select_products(module, description)
-        scratch = params["scratch_path"] or os.path.join(
-            params["package_path"], ".build", "swiftlinux",
-            "%s-%s%s" % (params["link_mode"], params["configuration"],
-                         "-" + params["swift_sdk"] if params["swift_sdk"] else ""))
-        fingerprint = _fingerprint(module, run, swift, version, scratch, resolution, dependencies)
-        previous = read_json(os.path.join(params["dest"], MANIFEST))
-        before = {n: p["sha256"] for n, p in (previous or {}).get("products", {}).items()}
-        result = dict(changed=False, link_mode=params["link_mode"], configuration=params["configuration"],
-                      swift_version=version, swift_sdk=params["swift_sdk"], fingerprint=fingerprint,
-                      manifest=os.path.join(params["dest"], MANIFEST), sbom=os.path.join(params["dest"], SBOM),
-                      dependencies=dependencies, products={})
+        paths = _swift.package_paths(run, swift, params["package_path"], resolution)
+        fingerprint = _fingerprint(params, paths, version, scratch, dependencies)
+        result.update(fingerprint=fingerprint, dependencies=dependencies)
         if not params["force"] and _up_to_date(previous, fingerprint):
             result["products"] = previous["products"]
             module.exit_json(**result)
@@ -647,7 +670,7 @@ def main():
             result["diff"] = dict(before=before, after={n: "(built on apply)" for n in products})
             module.exit_json(**result)
         record = _build(module, run, swift, version, scratch, fingerprint, description, products,
-                        (resolved_dir, spm_options, dependencies))
+                        (resolved_dir, spm_options, dependencies, paths))
     except (_swift.SwiftError, BuildError, ElfError, _files.NotOurs) as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
