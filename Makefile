@@ -87,13 +87,11 @@ demo-clean: bootstrap
 	ansible-playbook playbooks/demo-clean.yml
 
 test: bootstrap test-hosts $(CORE_VENVS)
-	@# Lint, sanity on the newest and the oldest supported ansible-core (each core has its own copy of the
-	@# collection) and the fixture builds read nothing the others write, so they run side by side; the cores
-	@# between run beside the tests below, where streams spend time waiting.
-	@scripts/side-by-side.sh "lint=$(MAKE) --no-print-directory lint" \
-	                         "sanity=$(MAKE) --no-print-directory sanity" \
-	                         "sanity-$(CORE_OLDEST)=$(call core_sanity,$(CORE_OLDEST))" \
-	                         "builds=$(PY) tests/prebuild.py"
+	@scripts/timed.sh lint     $(MAKE) --no-print-directory lint
+	@# Sanity on the newest and the oldest supported ansible-core first, side by side (each core has its own copy
+	@# of the collection); the cores between run beside the tests below, where streams spend time waiting.
+	@scripts/side-by-side.sh "sanity=$(MAKE) --no-print-directory sanity" "sanity-$(CORE_OLDEST)=$(call core_sanity,$(CORE_OLDEST))"
+	@scripts/timed.sh builds   $(PY) tests/prebuild.py
 	@# Three pytest streams, molecule, the kit and the middle cores' sanity share nothing but the builds above
 	@# (read-only now) and the engine (distinct names and ports), so they run side by side; each log is printed
 	@# whole when all are done.

@@ -652,8 +652,8 @@ def main():
             dependencies = _swift.resolved_dependencies(params["package_path"])
             fingerprint = _fingerprint(params, recorded, version, scratch, dependencies)
             if _up_to_date(previous, fingerprint):
-                module.exit_json(**dict(result, fingerprint=fingerprint, dependencies=dependencies,
-                                        products=previous["products"]))
+                result.update(fingerprint=fingerprint, dependencies=dependencies, products=previous["products"])
+                module.exit_json(**result)
         _swift.resolve_dependencies(run, swift, params["package_path"], resolution,
                                     pinned=params["force_resolved_versions"], mirrors=params["mirrors"])
         dependencies = _swift.resolved_dependencies(params["package_path"])
