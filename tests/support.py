@@ -67,18 +67,19 @@ ACTION_PLUGINS = REPO / "plugins" / "action"
 
 
 def run_module(name: str, args: dict, *, check_mode: bool = False, diff: bool = False,
-               wrapper: tuple[str, ...] = ()) -> dict:
+               wrapper: tuple[str, ...] = (), through_ansible: bool = False) -> dict:
     """Run swiftlinux.deploy.<name> (or a module given by FQCN) on localhost and return its result.
 
     A module of this collection without an action plugin runs as Ansible runs it on a host: its own file under
     the venv's Python, with its arguments as ANSIBLE_MODULE_ARGS, so the argument spec, check mode, diff and
     module_utils work exactly as in a playbook. That takes about 0.9 s here, where `ansible localhost -m` takes
     about 5 s (the CLI, inventory and plugin loading, the same for every call). Modules of other collections,
-    and ours with an action plugin (release), go through `ansible` itself, as does every module when
+    and ours with an action plugin (release), go through `ansible` itself, as does any module given
+    `through_ansible` (make bench times Ansible's start-up so) and every module when
     SWIFTLINUX_TESTS_THROUGH_ANSIBLE=1. The roles, molecule and test_collection run everything through Ansible.
     `wrapper` goes before the command, e.g. nsenter into a network namespace.
     """
-    direct = ("." not in name and not (ACTION_PLUGINS / f"{name}.py").exists()
+    direct = (not through_ansible and "." not in name and not (ACTION_PLUGINS / f"{name}.py").exists()
               and os.environ.get("SWIFTLINUX_TESTS_THROUGH_ANSIBLE") != "1")
     if direct:
         return _run_module_file(name, args, check_mode=check_mode, diff=diff, wrapper=wrapper)
@@ -121,6 +122,11 @@ def _run_module_file(name: str, args: dict, *, check_mode: bool, diff: bool, wra
         return {"failed": True, "changed": False, "msg": f"Module failed: {last}", "rc": proc.returncode,
                 "exception": proc.stderr, "module_stdout": proc.stdout, "module_stderr": proc.stderr}
     result.setdefault("changed", False)
+    # ansible-core 2.19 modules send warnings as structured summaries; Ansible hands the task their messages.
+    result["warnings"] = [w.get("event", {}).get("msg", w) if isinstance(w, dict) else w
+                          for w in result.get("warnings", ())]
+    if not result["warnings"]:
+        del result["warnings"]
     if proc.returncode != 0 and not result.get("failed"):
         result.update(failed=True, rc=proc.returncode)
     return result
