@@ -49,7 +49,7 @@ MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 # before 23.0 cannot unpack zstd layers.
 LAYER_MEDIA = {"gzip": MEDIA_LAYER, "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
                "none": "application/vnd.oci.image.layer.v1.tar"}
-# Levels chosen for build time: gzip level 1 compresses about three times faster than level 6 for about 9 % more
+# Levels chosen for build time: gzip level 1 compresses about three times faster than level 6 for about 10 % more
 # bytes on a Swift binary (docs/benchmarks.md). The layer cache keeps each compression and level in its own folder,
 # so a blob made at another level is never taken for one of these.
 GZIP_LEVEL = 1

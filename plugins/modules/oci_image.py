@@ -118,7 +118,7 @@ options:
     description:
       - How layer blobs are compressed. V(auto) uses V(gzip) when pushing or writing an OCI layout, and V(none)
         for an archive, which C(docker load) unpacks anyway, so building it costs no compression.
-      - V(gzip) is level 1, about three times faster to make than level 6 for about 9% more bytes.
+      - V(gzip) is level 1, about three times faster to make than level 6 for about 10% more bytes.
       - V(zstd) (level 3) is smaller and faster to compress than gzip; registries store it, and
         Docker 23 or newer, containerd and podman pull it. It needs the Python library C(zstandard), and is
         refused for O(format=archive) because Docker 20.10 to 22 cannot load it.
