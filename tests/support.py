@@ -75,13 +75,11 @@ def run_module(name: str, args: dict, *, check_mode: bool = False, diff: bool = 
     module_utils work exactly as in a playbook. That takes about 0.9 s here, where `ansible localhost -m` takes
     about 5 s (the CLI, inventory and plugin loading, the same for every call). Modules of other collections,
     and ours with an action plugin (release), go through `ansible` itself, as does any module given
-    `through_ansible` (make bench times Ansible's start-up so) and every module when
-    SWIFTLINUX_TESTS_THROUGH_ANSIBLE=1. The roles, molecule and test_collection run everything through Ansible.
+    `through_ansible` (make bench times Ansible's start-up so). The roles, molecule and test_collection run
+    everything through Ansible.
     `wrapper` goes before the command, e.g. nsenter into a network namespace.
     """
-    direct = (not through_ansible and "." not in name and not (ACTION_PLUGINS / f"{name}.py").exists()
-              and os.environ.get("SWIFTLINUX_TESTS_THROUGH_ANSIBLE") != "1")
-    if direct:
+    if not through_ansible and "." not in name and not (ACTION_PLUGINS / f"{name}.py").exists():
         return _run_module_file(name, args, check_mode=check_mode, diff=diff, wrapper=wrapper)
     env = tool_env()
     env.update(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
@@ -123,10 +121,9 @@ def _run_module_file(name: str, args: dict, *, check_mode: bool, diff: bool, wra
                 "exception": proc.stderr, "module_stdout": proc.stdout, "module_stderr": proc.stderr}
     result.setdefault("changed", False)
     # ansible-core 2.19 modules send warnings as structured summaries; Ansible hands the task their messages.
-    result["warnings"] = [w.get("event", {}).get("msg", w) if isinstance(w, dict) else w
-                          for w in result.get("warnings", ())]
-    if not result["warnings"]:
-        del result["warnings"]
+    warnings = [w.get("event", {}).get("msg", w) if isinstance(w, dict) else w for w in result.pop("warnings", ())]
+    if warnings:
+        result["warnings"] = warnings
     if proc.returncode != 0 and not result.get("failed"):
         result.update(failed=True, rc=proc.returncode)
     return result

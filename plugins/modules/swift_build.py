@@ -477,12 +477,13 @@ def _fingerprint(params, paths, version, scratch, dependencies):
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _recorded_paths(previous):
-    """The package directories the previous build's fingerprint covered, if its record names them."""
+def _recorded_paths(previous, package_path):
+    """The package directories the previous build's fingerprint covered, if its record names them and the
+    first is this package (the same output may have been built from another package before)."""
     paths = (previous or {}).get("source_paths")
-    if isinstance(paths, list) and paths and all(isinstance(p, str) and os.path.isabs(p) for p in paths):
-        return paths
-    return None
+    if not (isinstance(paths, list) and paths and all(isinstance(p, str) and os.path.isabs(p) for p in paths)):
+        return None
+    return paths if os.path.realpath(paths[0]) == os.path.realpath(package_path) else None
 
 
 def _up_to_date(previous, fingerprint):
@@ -647,7 +648,7 @@ def main():
         # Up to date without asking SwiftPM: the sources of the packages the last build covered, the options,
         # the toolchain and Package.resolved give the fingerprint it recorded. A changed manifest changes the
         # package's own sources, so a new or removed dependency always takes the full path below.
-        recorded = _recorded_paths(previous)
+        recorded = _recorded_paths(previous, params["package_path"])
         if not params["force"] and recorded:
             dependencies = _swift.resolved_dependencies(params["package_path"])
             fingerprint = _fingerprint(params, recorded, version, scratch, dependencies)

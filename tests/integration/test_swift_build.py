@@ -110,6 +110,16 @@ def test_unchanged_sources_do_not_rebuild_and_edits_do(hello_copy, tmp_path):
         == "Hello, edited world!"
     assert run_module("swift_build", args)["changed"] is False
 
+    # Another package built into the same output is built, whatever the folders the last build recorded hold.
+    other = tmp_path / "other"
+    shutil.copytree(hello_copy, other, ignore=shutil.ignore_patterns(".build"))
+    other_main = other / "Sources" / "hello" / "main.swift"
+    other_main.write_text(other_main.read_text().replace("Hello, edited world!", "Hello from the other package!"))
+    moved = run_module("swift_build", {**args, "package_path": str(other)})
+    assert moved["changed"] and not moved.get("failed"), moved.get("msg")
+    assert subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.strip() \
+        == "Hello from the other package!"
+
     # A file the user adds to the output makes it no longer only ours: refused before any build.
     (tmp_path / "out" / "notes.txt").write_text("mine")
     refused = run_module("swift_build", {**args, "force": True})
