@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Run independent stages of `make test` side by side, each timed by timed.sh into its own log, then print the
 # logs one after the other (never interleaved) and fail if any stage failed. Usage: side-by-side.sh NAME=CMD ...
-# A stage still running after SIDE_BY_SIDE_DEADLINE seconds (default 3600) is stopped with its whole process
+# A stage still running after SIDE_BY_SIDE_DEADLINE seconds (default 4200) is stopped with its whole process
 # group, so a hang ends as a failure whose log is printed, well inside CI's own limit.
 set -uo pipefail
 logs=.build/logs
-deadline=${SIDE_BY_SIDE_DEADLINE:-3600}
+deadline=${SIDE_BY_SIDE_DEADLINE:-4200}
 mkdir -p "$logs"
 names=() pids=()
 for spec in "$@"; do
