@@ -337,8 +337,9 @@ How the round-trips came down (the issue's levers):
 
 - **Fewer, fatter host calls.** `host_info` reads in one call what the preflight needs (glibc, GLIBCXX from
   libstdc++'s version names on the host, architecture, systemd, the library cache, the port's owner) and also the
-  releases the host holds, the service user, and the unit's link and state, so the tasks that would change those
-  run only when something differs. `probe` with `unit` is the whole gate in one call (probe, unit still active,
+  releases the host holds, the service user, the unit's link and state, and the checksums of the current release's
+  files, so the tasks that would change those run only when something differs (a release that is current and intact
+  is not even checked again by the release module). `probe` with `unit` is the whole gate in one call (probe, unit still active,
   no restart meanwhile). A new release is one task: the release action plugin packs the artifact into one
   uncompressed tar on the controller and sends it in one transfer, and the module extracts it (refusing anything but
   files, directories and relative links inside the release), adds the configuration and the entry-point link, checks
@@ -346,9 +347,10 @@ How the round-trips came down (the issue's levers):
   `service_pull_reference` the module fetches the release from a registry instead. A unit that was stopped is
   started once, not started and then restarted by the handler.
 - **Fewer controller-side module runs.** These cost as much CPU as a host call and queue for the controller's cores
-  with `-f 8`. The artifact is described once per batch for the hosts that deploy the same one (`run_once`; a host
-  with another artifact describes its own), and the probe description is checked by the `probe_problem` filter
-  (the probe module's argument spec and rules, in the controller's own process) instead of a module run per host.
+  with `-f 8`. The artifact is described by artifact_info's action plugin in Ansible's own process (local
+  connection), and the probe description is checked by the `probe_problem` filter (the probe module's argument spec
+  and rules, in the controller's own process), so a run of the service role starts no module process on the
+  controller.
 - **Pipelining** is on (ansible.cfg and the molecule config): each module goes over the connection's stdin instead
   of a temporary file, for the docker and ssh connections alike. It does not apply to the local connection
   (nothing to transfer), and with `become` over SSH it needs sudo without `requiretty` (Debian's default).
@@ -358,7 +360,8 @@ How the round-trips came down (the issue's levers):
   docker connection every round-trip is a `docker exec`.
 
 For the service role, an unchanged re-run ships no file: host_info lists the releases the host holds, so the role
-sends nothing, and its only host calls are host_info, the release check and the probe gate. A first deploy over the
+sends nothing, and its only host calls are host_info (which also reads the current release's checksums) and the
+probe gate. A first deploy over the
 docker connection adds the service group and user, the release's temporary directory, transfer and clean-up, the unit
 link and the unit's start; with a registry the host pulls instead, without the temporary directory and transfer.
 """

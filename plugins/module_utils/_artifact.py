@@ -15,8 +15,26 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import OW
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import GLIBC_FAMILY, LINK_MODES
 
 
+# artifact_info's options, shared with its action plugin, which validates them in the controller's process.
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    executable=dict(type="str"),
+    include_debug_info=dict(type="bool", default=False),
+)
+
+
 class ArtifactError(Exception):
     """A sentence for fail_json."""
+
+
+def describe_or_error(path, executable=None, include_debug=False):
+    """describe(), or (None, a sentence) when the artifact cannot be described: one answer for module and action."""
+    try:
+        return describe(path, executable, include_debug), None
+    except (ArtifactError, _manifest.ManifestError) as exc:
+        return None, str(exc)
+    except OSError as exc:
+        return None, "cannot read artifact %s: %s; make it readable or rebuild it" % (path, exc)
 
 
 def _tree(root, rel):

@@ -16,6 +16,7 @@ import re
 import socket
 import stat
 
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import hash_stream
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import machine_named, version_key
 
 _LDCONFIG_LINE = re.compile(r"^\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\S+)\s*$")
@@ -113,6 +114,23 @@ def path_info(path, limit=PATH_ENTRIES_LIMIT):
     if stat.S_ISSOCK(mode):
         return dict(type="socket")
     return dict(type="file" if stat.S_ISREG(mode) else "other")
+
+
+def file_sha256(path):
+    """Hex sha256 of the regular file at path, or None when there is none (missing, a link, a directory, a FIFO, or
+    unreadable). The last component is not followed and a FIFO is not waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            return hash_stream(handle)[0][0]
+        except OSError:
+            return None
 
 
 def user_info(name):

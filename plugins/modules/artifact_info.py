@@ -24,7 +24,10 @@ description:
     product, executable and resource names must be plain file names; every path must stay inside the artifact;
     symbolic links must be relative and resolve inside it; FIFOs, sockets and devices are refused before they are
     opened. Any of these fails with one sentence naming the file and field.
-  - Runs where the artifact is, usually the controller.
+  - Runs where the artifact is, usually the controller. There, on the C(local) connection (for example a task
+    delegated to C(localhost)), its action plugin describes the artifact in the controller's own process, so a
+    role that describes the artifact for every host of a fleet starts no module process per host; on any other
+    connection the module runs on the target as usual.
 author:
   - swiftlinux.deploy maintainers (@swiftlinux)
 extends_documentation_fragment:
@@ -149,26 +152,15 @@ size:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._artifact import ArtifactError, describe
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._manifest import ManifestError
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._artifact import ARGUMENT_SPEC, describe_or_error
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            executable=dict(type="str"),
-            include_debug_info=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        info = describe(module.params["path"], module.params["executable"], module.params["include_debug_info"])
-    except (ArtifactError, ManifestError) as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg="cannot read artifact %s: %s; make it readable or rebuild it"
-                             % (module.params["path"], exc))
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    info, error = describe_or_error(module.params["path"], module.params["executable"],
+                                    module.params["include_debug_info"])
+    if error:
+        module.fail_json(msg=error)
     module.exit_json(changed=False, **info)
 
 

@@ -61,6 +61,15 @@ options:
     elements: path
     default: []
     version_added: 0.5.0
+  checksums:
+    description:
+      - Absolute paths of files whose sha256 to read, each answered in RV(host.checksums), so that a caller can tell
+        that the files it would install are already there, intact, without a round-trip of its own. Links on the
+        way are followed, the last component is not.
+    type: list
+    elements: path
+    default: []
+    version_added: 0.6.0
 extends_documentation_fragment:
   - swiftlinux.deploy.read_only
 attributes:
@@ -154,6 +163,12 @@ host:
           at most 256 C(entries) (C(truncated) says whether there were more).
       type: dict
       sample: {"/opt/my-service/releases": {"type": "directory", "entries": ["3f2a9c0d1e2b4a5c"], "truncated": false}}
+    checksums:
+      description: The hex sha256 of each of O(checksums), or V(null) where there is no regular file (missing, a link,
+        a directory, a special file, or unreadable).
+      type: dict
+      sample: {"/opt/my-service/current/my-service": "7e4c4022277efe1ab67271c52dc989465eb1f54668a37bae65735668ea3fe03a"}
+      version_added: 0.6.0
 """
 
 import os
@@ -161,6 +176,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._host import (
+    file_sha256,
     glibc_version,
     highest_glibcxx,
     native_libraries,
@@ -203,15 +219,17 @@ def main():
             unit=dict(type="str"),
             user=dict(type="str"),
             paths=dict(type="list", elements="path", default=[]),
+            checksums=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )
     port = module.params["port"]
     if port is not None and not 1 <= port <= 65535:
         module.fail_json(msg="port %d is out of range; give a TCP port from 1 to 65535." % port)
-    relative = [path for path in module.params["paths"] if not os.path.isabs(path)]
-    if relative:
-        module.fail_json(msg="paths must be absolute; %s is not." % relative[0])
+    for option in ("paths", "checksums"):
+        relative = [path for path in module.params[option] if not os.path.isabs(path)]
+        if relative:
+            module.fail_json(msg="%s must be absolute; %s is not." % (option, relative[0]))
     if module.params["wait_timeout"] < 1:
         module.fail_json(msg="wait_timeout must be at least 1 second.")
 
@@ -255,6 +273,7 @@ def main():
         shell=os.path.isfile("/bin/sh") and os.access("/bin/sh", os.X_OK),
         user=user_info(module.params["user"]) if module.params["user"] else None,
         paths=dict((path, path_info(path)) for path in module.params["paths"]),
+        checksums=dict((path, file_sha256(path)) for path in module.params["checksums"]),
     ))
 
 

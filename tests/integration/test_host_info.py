@@ -5,12 +5,15 @@ this machine's file (tests/unit/plugins/module_utils/test_host.py does so for ev
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import socket
+import tarfile
 
 import pytest
-from support import REPO, run_module, run_playbook
+from support import REPO, run_module, run_playbook, swift_build_fixture
 
 PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "host_info.yml"
 
@@ -72,6 +75,18 @@ def test_paths_are_described_without_following_links(tmp_path):
                      asked[1]: {"type": "link", "target": "releases/r1"}, asked[2]: None}
 
 
+def test_checksums_of_regular_files_only(tmp_path):
+    (tmp_path / "release").mkdir()
+    (tmp_path / "release" / "app").write_bytes(b"the program")
+    (tmp_path / "current").symlink_to("release")
+    (tmp_path / "link").symlink_to("release/app")
+    os.mkfifo(tmp_path / "fifo")
+    asked = [str(tmp_path / name) for name in ("current/app", "link", "release", "fifo", "none")]
+    checksums = run_module("host_info", {"checksums": asked})["host"]["checksums"]
+    assert checksums == {asked[0]: hashlib.sha256(b"the program").hexdigest(),  # a link on the way is followed
+                         asked[1]: None, asked[2]: None, asked[3]: None, asked[4]: None}
+
+
 @pytest.mark.parametrize(("args", "needles"), [
     ({"port": 0}, ["port 0 is out of range", "1 to 65535"]),
     ({"port": 70000}, ["port 70000 is out of range"]),
@@ -79,7 +94,8 @@ def test_paths_are_described_without_following_links(tmp_path):
     ({"port": 8080, "port_host": "no such host.invalid"}, ["could not check port 8080", "port_host"]),
     ({"port": "eighty"}, ["port"]),
     ({"paths": ["releases"]}, ["paths must be absolute; releases is not"]),
-], ids=["port-zero", "port-range", "wait-timeout", "port-host", "port-not-int", "relative-path"])
+    ({"checksums": ["current/app"]}, ["checksums must be absolute; current/app is not"]),
+], ids=["port-zero", "port-range", "wait-timeout", "port-host", "port-not-int", "relative-path", "relative-checksum"])
 def test_bad_inputs_give_one_clear_error(args, needles):
     assert_one_clear_error(run_module("host_info", args), *needles)
 
@@ -124,3 +140,20 @@ def test_probe_gating_a_unit_where_systemd_does_not_answer_fails_clearly(unboote
     assert "Could not ask systemd about unit no-such-unit" in result.failures[0]
     assert "check that systemd runs on the host" in result.failures[0]
     assert "Traceback" not in result.output
+
+
+def test_artifact_info_over_another_connection_describes_the_artifact_on_the_host(unbooted_host):
+    """Its action plugin runs in the controller's process only on the local connection: here the path exists on the
+    host alone, so only the module running there can describe it, and it gives the controller's answer."""
+    local = swift_build_fixture("hello", "static_executable")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        tar.add(local, arcname="swiftlinux-hello")
+    unbooted_host.put_archive("/opt", archive.getvalue())
+    result = run_playbook(PLAYBOOK, unbooted_host.name, {"wait": False, "timeout": 5,
+                                                         "artifact": "/opt/swiftlinux-hello"})
+    assert result.rc == 0, result.output
+    described = result.results["Describe an artifact on the host"]
+    expected = run_module("artifact_info", {"path": str(local)}, through_ansible=True)
+    assert not os.path.exists("/opt/swiftlinux-hello")
+    assert (described["release_id"], described["files"]) == (expected["release_id"], expected["files"])

@@ -66,6 +66,31 @@ def test_bad_artifacts(tmp_path, setup, needle):
     assert result.get("failed") and needle in result["msg"], result
 
 
+@pytest.mark.parametrize("setup", ["good", "tampered", "bad-option"])
+def test_the_action_plugin_answers_as_the_module_does(tmp_path, setup):
+    """On the local connection the action plugin describes in Ansible's process (the role describes the artifact for
+    every host so); the module file, which the other tests run, must give the same answer and the same error."""
+    path = tmp_path / "artifact"
+    shutil.copytree(swift_build_fixture("hello", "static_executable"), path, symlinks=True)
+    args = {"path": str(path)}
+    if setup == "tampered":
+        (path / "hello").write_bytes(b"not the build")
+    if setup == "bad-option":
+        args["include_debug_info"] = "maybe"
+    module = run_module("artifact_info", args)
+    action = run_module("artifact_info", args, through_ansible=True)
+    if setup == "good":
+        assert not action.get("failed"), action
+        ansible_own = ("invocation", "action", "_ansible_no_log")  # what Ansible adds to every task's result
+        assert {k: v for k, v in action.items() if k not in ansible_own} == \
+            {k: v for k, v in module.items() if k not in ansible_own}
+    else:
+        assert module.get("failed") and action.get("failed"), (module, action)
+        needle = "checksum mismatch in" if setup == "tampered" else "include_debug_info"
+        assert needle in module["msg"] and needle in action["msg"], (module["msg"], action["msg"])
+        assert "Traceback" not in json.dumps(action)
+
+
 def test_unknown_executable_lists_the_ones_there():
     result = run_module("artifact_info", {"path": str(swift_build_fixture("multi-exec", "static_executable")),
                                           "executable": "nope"})

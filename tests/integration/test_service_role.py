@@ -241,6 +241,23 @@ def test_second_run_changes_nothing(host):
     assert first.rc == 0 and first.changed > 0, first.output
     second = deploy(host, "again", "http-service", 8105)
     assert second.rc == 0 and second.changed == 0, second.output[-3000:]
+    # host_info read the current release's checksums, so the release module was not even called
+    release = [r for name, r in second.results.items()
+               if name.endswith("Upload or pull the release, verify it and switch to it")]
+    assert release and release[0].get("skipped") is True, release
+
+
+def test_a_damaged_current_release_is_refused_by_the_next_run(host):
+    first = deploy(host, "damaged", "http-service", 8121)
+    assert first.rc == 0, first.output
+    release = current(host, "damaged")
+    damaged = f"/opt/damaged/releases/{release}/swift-backtrace-static"  # not running, so it can be written
+    assert host.exec_run(["sh", "-c", f"printf x >> {damaged}"]).exit_code == 0
+    again = deploy(host, "damaged", "http-service", 8121)
+    assert again.rc != 0
+    assert any(f"installed release {release} is damaged (swift-backtrace-static (checksum mismatch))" in f
+               for f in again.failures), again.failures
+    assert current(host, "damaged") == release and health(host, 8121) == '200 {"status":"ok"}'
 
 
 # ---- bad inputs: one clear error each, nothing changed on the host ---------------------------
