@@ -339,8 +339,9 @@ How the round-trips came down (the issue's levers):
   libstdc++'s version names on the host, architecture, systemd, the library cache, the port's owner) and also the
   releases the host holds, the service user, the unit's link and state, and the checksums of the current release's
   files, so the tasks that would change those run only when something differs (a release that is current and intact
-  is not even checked again by the release module). `probe` with `unit` is the whole gate in one call (probe, unit still active,
-  no restart meanwhile). A new release is one task: the release action plugin packs the artifact into one
+  is not even checked again by the release module). It also tries the probe once when the unit is active, so a run
+  that changes nothing skips the gate. Otherwise `probe` with `unit` is the whole gate in one call (probe, unit
+  still active, no restart meanwhile). A new release is one task: the release action plugin packs the artifact into one
   uncompressed tar on the controller and sends it in one transfer, and the module extracts it (refusing anything but
   files, directories and relative links inside the release), adds the configuration and the entry-point link, checks
   every sha256 and switches, where it was a directory, a copy per file and a link per entry. With
@@ -360,8 +361,9 @@ How the round-trips came down (the issue's levers):
   docker connection every round-trip is a `docker exec`.
 
 For the service role, an unchanged re-run ships no file: host_info lists the releases the host holds, so the role
-sends nothing, and its only host calls are host_info (which also reads the current release's checksums) and the
-probe gate. A first deploy over the
+sends nothing, and its only host call is host_info, which also reads the current release's checksums and tries the
+probe once: when the release is current and intact and the running unit answers, neither the release module nor the
+gate is called. A first deploy over the
 docker connection adds the service group and user, the release's temporary directory, transfer and clean-up, the unit
 link and the unit's start; with a registry the host pulls instead, without the temporary directory and transfer.
 """

@@ -61,6 +61,16 @@ options:
     elements: path
     default: []
     version_added: 0.5.0
+  probe:
+    description:
+      - A probe description, as M(swiftlinux.deploy.probe) takes it, tried once (no retries) when O(unit) is active,
+        so that a caller whose run changes nothing learns in this call that the running service still answers, and
+        can skip its own gate. RV(host.probe) gives the answer.
+      - It is not tried in check mode, nor for kind V(none), whose check is the unit staying up over time.
+      - A V(command) probe runs its command on the host, as M(swiftlinux.deploy.probe) would.
+    type: dict
+    required: false
+    version_added: 0.6.0
   checksums:
     description:
       - Absolute paths of files whose sha256 to read, each answered in RV(host.checksums), so that a caller can tell
@@ -72,6 +82,7 @@ options:
     version_added: 0.6.0
 extends_documentation_fragment:
   - swiftlinux.deploy.read_only
+  - swiftlinux.deploy.probe
 attributes:
   check_mode:
     support: full
@@ -163,6 +174,14 @@ host:
           at most 256 C(entries) (C(truncated) says whether there were more).
       type: dict
       sample: {"/opt/my-service/releases": {"type": "directory", "entries": ["3f2a9c0d1e2b4a5c"], "truncated": false}}
+    probe:
+      description:
+        - What trying O(probe) once gave, with C(ok), C(last) (what came back) and C(summary) as
+          M(swiftlinux.deploy.probe) returns them; V(null) when it was not tried (no O(probe), O(unit) not active,
+          kind V(none), or check mode).
+      type: dict
+      sample: {"ok": true, "last": "HTTP 200: ok", "summary": "GET http://127.0.0.1:8080/health expecting 200: passed on attempt 1 after 0.0 s (HTTP 200: ok)"}
+      version_added: 0.6.0
     checksums:
       description: The hex sha256 of each of O(checksums), or V(null) where there is no regular file (missing, a link,
         a directory, a special file, or unreadable).
@@ -184,6 +203,7 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._host import (
     port_in_use,
     user_info,
 )
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._probe import PROBE_SPEC, ProbeError, run, validate
 
 
 def _systemctl(module, *args, timeout=None):
@@ -220,6 +240,7 @@ def main():
             user=dict(type="str"),
             paths=dict(type="list", elements="path", default=[]),
             checksums=dict(type="list", elements="path", default=[]),
+            probe=dict(type="dict", options=PROBE_SPEC),
         ),
         supports_check_mode=True,
     )
@@ -232,6 +253,10 @@ def main():
             module.fail_json(msg="%s must be absolute; %s is not." % (option, relative[0]))
     if module.params["wait_timeout"] < 1:
         module.fail_json(msg="wait_timeout must be at least 1 second.")
+    try:
+        probe = validate(module.params["probe"]) if module.params["probe"] is not None else None
+    except ProbeError as exc:
+        module.fail_json(msg=str(exc))
 
     state = _wait_for_boot(module) if module.params["wait_for_systemd"] else None
     machine = os.uname()[4]
@@ -259,6 +284,11 @@ def main():
         module.fail_json(msg="could not check port %s on %s: %s; give port_host as an IP address of this host."
                              % (port, module.params["port_host"], exc))
 
+    tried = None
+    if probe is not None and probe["kind"] != "none" and unit_state == "active" and not module.check_mode:
+        answer = run(dict(probe, retries=0))
+        tried = dict(ok=answer["ok"], last=answer["last"], summary=answer["summary"])
+
     module.exit_json(changed=False, host=dict(
         architecture=machine,
         glibc_version=glibc_version(),
@@ -274,6 +304,7 @@ def main():
         user=user_info(module.params["user"]) if module.params["user"] else None,
         paths=dict((path, path_info(path)) for path in module.params["paths"]),
         checksums=dict((path, file_sha256(path)) for path in module.params["checksums"]),
+        probe=tried,
     ))
 
 

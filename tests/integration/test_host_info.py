@@ -87,6 +87,14 @@ def test_checksums_of_regular_files_only(tmp_path):
                          asked[1]: None, asked[2]: None, asked[3]: None, asked[4]: None}
 
 
+def test_the_probe_is_tried_only_for_an_active_unit():
+    """Here systemd is not running, so no unit is active: the probe (which would fail: nothing listens on port 1)
+    is not tried. The service role's tests show it tried on a booted host, passing and failing."""
+    host = run_module("host_info", {"unit": "swiftlinux-no-such.service", "probe": {"kind": "tcp", "port": 1}})["host"]
+    assert host["unit_state"] != "active" and host["probe"] is None
+    assert run_module("host_info", {"probe": {"kind": "tcp", "port": 1}})["host"]["probe"] is None
+
+
 @pytest.mark.parametrize(("args", "needles"), [
     ({"port": 0}, ["port 0 is out of range", "1 to 65535"]),
     ({"port": 70000}, ["port 70000 is out of range"]),
@@ -95,7 +103,10 @@ def test_checksums_of_regular_files_only(tmp_path):
     ({"port": "eighty"}, ["port"]),
     ({"paths": ["releases"]}, ["paths must be absolute; releases is not"]),
     ({"checksums": ["current/app"]}, ["checksums must be absolute; current/app is not"]),
-], ids=["port-zero", "port-range", "wait-timeout", "port-host", "port-not-int", "relative-path", "relative-checksum"])
+    ({"probe": {"kind": "http", "path": "/health"}}, ["a http probe needs a port"]),
+    ({"probe": {"kind": "udp", "port": 53}}, ["kind"]),
+], ids=["port-zero", "port-range", "wait-timeout", "port-host", "port-not-int", "relative-path", "relative-checksum",
+        "probe-without-port", "probe-kind"])
 def test_bad_inputs_give_one_clear_error(args, needles):
     assert_one_clear_error(run_module("host_info", args), *needles)
 

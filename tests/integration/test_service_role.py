@@ -242,9 +242,33 @@ def test_second_run_changes_nothing(host):
     second = deploy(host, "again", "http-service", 8105)
     assert second.rc == 0 and second.changed == 0, second.output[-3000:]
     # host_info read the current release's checksums, so the release module was not even called
-    release = [r for name, r in second.results.items()
-               if name.endswith("Upload or pull the release, verify it and switch to it")]
-    assert release and release[0].get("skipped") is True, release
+    # host_info read the current release's checksums and found the running unit answering its probe, so neither the
+    # release module nor the gate was called: one host call in all
+    for task in ("Upload or pull the release, verify it and switch to it",
+                 "Probe the release and check that the unit stayed up"):
+        answer = [r for name, r in second.results.items() if name.endswith(task)]
+        assert answer and answer[0].get("skipped") is True, (task, answer)
+    early = [r for name, r in second.results.items() if name.endswith("which releases it holds, in one call")]
+    assert early[0]["host"]["probe"]["ok"] is True, early
+
+
+def test_an_unchanged_run_still_fails_on_a_service_that_stopped_answering(host):
+    """The probe host_info tries once fails, so the gate runs with its retries, fails, and says there is nothing to
+    roll back to; the configuration (and so the release) is the same in both runs."""
+    probe = {"kind": "command", "command": ["test", "-e", "/run/swiftlinux-test-healthy"], "retries": 1, "delay": 0.2}
+    assert host.exec_run(["touch", "/run/swiftlinux-test-healthy"]).exit_code == 0
+    first = deploy(host, "sick", "http-service", 8122, service_probe=probe)
+    assert first.rc == 0, first.output
+    release = current(host, "sick")
+    assert host.exec_run(["rm", "/run/swiftlinux-test-healthy"]).exit_code == 0
+    again = deploy(host, "sick", "http-service", 8122, service_probe=probe)
+    assert again.rc != 0
+    early = [r for name, r in again.results.items() if name.endswith("which releases it holds, in one call")]
+    assert early[0]["host"]["probe"]["ok"] is False, early
+    assert any(f"Release {release} of sick" in f and "failed its probe" in f
+               and "already the current release, so there is nothing to roll back to" in f
+               for f in again.failures), again.failures
+    assert current(host, "sick") == release
 
 
 def test_a_damaged_current_release_is_refused_by_the_next_run(host):
