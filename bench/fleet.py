@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -161,13 +162,46 @@ def container_image(client, artifact: Path) -> None:
             client.images.load(stream.read())
 
 
-def deploy(inventory_path: Path, count: int) -> dict:
+def machine_busy() -> float:
+    """CPU seconds this machine's cores have been busy (all processes, /proc/stat), since boot."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def container_cpu(client) -> float:
+    """CPU seconds used by the processes of this bench's containers (the hosts, or the container role's containers),
+    from their cgroups (v1 cpuacct or v2 cpu.stat); 0 for a container whose cgroup is not found."""
+    total = 0.0
+    for container in client.containers.list(filters={"name": f"^{PREFIX}c?[0-9]+$"}):
+        for path, scale in ((f"/sys/fs/cgroup/cpuacct/docker/{container.id}/cpuacct.usage", 1e9),
+                            (f"/sys/fs/cgroup/system.slice/docker-{container.id}.scope/cpu.stat", 1e6),
+                            (f"/sys/fs/cgroup/docker/{container.id}/cpu.stat", 1e6)):
+            try:
+                text = Path(path).read_text()
+            except OSError:
+                continue
+            value = text.split()[1] if text.startswith("usage_usec") else text.split()[0]
+            total += int(value) / scale
+            break
+    return total
+
+
+def deploy(inventory_path: Path, count: int, client) -> dict:
     env = tool_env()
     env.update(ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    busy, hosts, own = machine_busy(), container_cpu(client), resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run(["ansible-playbook", "-vvv", "-f", "8", "-i", str(inventory_path), str(PLAYBOOK)],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=1800, check=False)
     elapsed = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The controller: ansible-playbook, its forks and everything they ran here (module runs on the local connection,
+    # the docker and ssh clients); the hosts: their own processes; the rest of the machine's busy time is the engine
+    # (docker exec, containerd) and anything else that ran meanwhile.
+    cpu = {"machine": round(machine_busy() - busy, 1),
+           "controller": round(after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime, 1),
+           "hosts": round(container_cpu(client) - hosts, 1)}
     if proc.returncode != 0:
         raise SystemExit(f"deploy to {count} host(s) failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
     recap = re.findall(r"^fleet-\d+\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.MULTILINE)
@@ -176,7 +210,8 @@ def deploy(inventory_path: Path, count: int) -> dict:
     trips = len(ROUND_TRIP.findall(proc.stdout))
     if "SSH: EXEC" in proc.stdout:
         trips -= len(SSH_PUT.findall(proc.stdout))  # counted once, as its sftp/scp run
-    return {"seconds": round(elapsed, 2), "changed": sum(int(c) for c in recap), "round_trips_per_host": trips / count}
+    return {"seconds": round(elapsed, 2), "changed": sum(int(c) for c in recap), "round_trips_per_host": trips / count,
+            "cpu": cpu}
 
 
 def main() -> None:
@@ -227,8 +262,8 @@ def main() -> None:
                         start_hosts(client, count, delivery, public_key)
                         path = Path(work) / f"inventory-{delivery}-{count}.json"
                         path.write_text(json.dumps(inventory(count, delivery, key, artifact, reference)))
-                        first = deploy(path, count)
-                        again = deploy(path, count)
+                        first = deploy(path, count, client)
+                        again = deploy(path, count, client)
                         if first["changed"] == 0 or again["changed"] != 0:
                             raise SystemExit(f"{delivery}, {count} host(s): first run changed {first['changed']}, "
                                              f"re-run changed {again['changed']} (expected >0 and 0)")
@@ -297,6 +332,25 @@ def table_rows(results: list) -> list[str]:
     return rows
 
 
+def cpu_rows(results: list) -> list[str]:
+    """Where the CPU of a first deploy went (median seconds per delivery and fleet size), for runs that recorded it."""
+    rows = []
+    cores = os.cpu_count() or 1
+    for delivery in dict.fromkeys(row["delivery"] for row in results):
+        for count in sorted({row["hosts"] for row in results}):
+            runs = [row for row in results if row["delivery"] == delivery and row["hosts"] == count
+                    and "cpu" in row["first"]]
+            if not runs:
+                continue
+            cpu = {part: statistics.median(row["first"]["cpu"][part] for row in runs)
+                   for part in ("machine", "controller", "hosts")}
+            wall = statistics.median(row["first"]["seconds"] for row in runs)
+            rows.append(f"| {delivery} | {count} | {wall:.1f} s | {cpu['machine']:.1f} s | {cpu['controller']:.1f} s | "
+                        f"{cpu['hosts']:.1f} s | {max(0.0, cpu['machine'] - cpu['controller'] - cpu['hosts']):.1f} s | "
+                        f"{cpu['machine'] / cores / wall:.0%} |")
+    return rows
+
+
 def write_report(results: list, options, machine: str = "") -> None:
     sizes = sorted({row["hosts"] for row in results})
     deliveries = list(dict.fromkeys(row["delivery"] for row in results))
@@ -326,6 +380,15 @@ container role's hosts are containers on this machine's engine, reached with the
 {chr(10).join(rows)}
 
 {chr(10).join(scaling)}
+
+Where the CPU of a first deploy went (CPU seconds; the controller is ansible-playbook with its forks and everything
+they ran here, the docker and ssh clients included; the hosts are the test hosts' own processes, or the container
+role's containers; the rest is the Docker engine and whatever else this machine ran meanwhile; busy is the share of
+the {os.cpu_count()} cores' time the machine was busy during the deploy):
+
+| delivery | hosts | first deploy | machine CPU | controller | hosts | rest | busy |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(cpu_rows(results)) or '| (not recorded in these runs) | | | | | | | |'}
 
 Read these as one noisy run: the load average above counts the other work this machine did meanwhile, and with
 `-f 8` on 2 cores the controller's own module runs queue for the CPU, which is what keeps 8 hosts from costing the

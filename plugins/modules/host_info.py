@@ -64,8 +64,8 @@ options:
   probe:
     description:
       - A probe description, as M(swiftlinux.deploy.probe) takes it, tried once (no retries) when O(unit) is active,
-        so that a caller whose run changes nothing learns in this call that the running service still answers, and
-        can skip its own gate. RV(host.probe) gives the answer.
+        or whenever no O(unit) is given (a container, say), so that a caller whose run changes nothing learns in this
+        call that the running program still answers, and can skip its own gate. RV(host.probe) gives the answer.
       - It is not tried in check mode, nor for kind V(none), whose check is the unit staying up over time.
       - A V(command) probe runs its command on the host, as M(swiftlinux.deploy.probe) would.
     type: dict
@@ -177,8 +177,8 @@ host:
     probe:
       description:
         - What trying O(probe) once gave, with C(ok), C(last) (what came back) and C(summary) as
-          M(swiftlinux.deploy.probe) returns them; V(null) when it was not tried (no O(probe), O(unit) not active,
-          kind V(none), or check mode).
+          M(swiftlinux.deploy.probe) returns them; V(null) when it was not tried (no O(probe), O(unit) given but not
+          active, kind V(none), or check mode).
       type: dict
       sample: {"ok": true, "last": "HTTP 200: ok", "summary": "GET http://127.0.0.1:8080/health expecting 200: passed on attempt 1 after 0.0 s (HTTP 200: ok)"}
       version_added: 0.6.0
@@ -285,7 +285,8 @@ def main():
                              % (port, module.params["port_host"], exc))
 
     tried = None
-    if probe is not None and probe["kind"] != "none" and unit_state == "active" and not module.check_mode:
+    unit_up = module.params["unit"] is None or unit_state == "active"
+    if probe is not None and probe["kind"] != "none" and unit_up and not module.check_mode:
         answer = run(dict(probe, retries=0))
         tried = dict(ok=answer["ok"], last=answer["last"], summary=answer["summary"])
 

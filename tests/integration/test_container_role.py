@@ -116,9 +116,20 @@ def test_http_probe_from_the_host_serves_a_scratch_image_without_a_shell(serving
     assert json.loads(container.labels["io.swiftlinux.deploy.run"])["probe"]["kind"] == "http"
 
 
+def gate_ran(result) -> bool:
+    """Whether the gate's calls ran: its last step, reading the container's state after the probe, was included."""
+    return any(name.endswith("Read the container's state after the probe") and not answer.get("skipped")
+               for name, answer in result.results.items())
+
+
 def test_second_run_changes_nothing(serving, archives):
     again = deploy("ct-app", archives["v1"])
     assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+    # host_info's one try of the probe passed and nothing changed: the gate's two calls were skipped
+    early = [r for name, r in again.results.items() if name.endswith("Look for the Docker engine's socket and "
+                                                                     "whether the port is taken")]
+    assert early[0]["host"]["probe"]["ok"] is True, early
+    assert not gate_ran(again)
 
 
 def test_check_mode_reports_the_new_image_and_changes_nothing(serving, archives):
@@ -225,6 +236,8 @@ def test_every_probe_kind_gates_a_serving_program(engine, archives, probe):
     again = deploy("ct-kinds", archives["v1"], port=KIND_PORT, container_port=None, container_probe=probe,
                    container_healthcheck=["/app/http-service", "--check", KIND_URL])
     assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+    # tried once from the host first, so an unchanged run skips the gate; none and inside the container are not
+    assert gate_ran(again) == (probe["kind"] == "none" or probe.get("inside", False)), probe
 
 
 OWN_PORT = 18318  # its own: ct-kinds above may still hold KIND_PORT

@@ -87,12 +87,18 @@ def test_checksums_of_regular_files_only(tmp_path):
                          asked[1]: None, asked[2]: None, asked[3]: None, asked[4]: None}
 
 
-def test_the_probe_is_tried_only_for_an_active_unit():
-    """Here systemd is not running, so no unit is active: the probe (which would fail: nothing listens on port 1)
-    is not tried. The service role's tests show it tried on a booted host, passing and failing."""
+def test_the_probe_is_tried_once_unless_its_unit_is_down():
+    """Here systemd is not running, so no unit is active: with a unit the probe is not tried; without one it is
+    tried once, with no retries (nothing listens on port 1). The service and container roles' tests show it tried on
+    real hosts, passing and failing."""
     host = run_module("host_info", {"unit": "swiftlinux-no-such.service", "probe": {"kind": "tcp", "port": 1}})["host"]
     assert host["unit_state"] != "active" and host["probe"] is None
-    assert run_module("host_info", {"probe": {"kind": "tcp", "port": 1}})["host"]["probe"] is None
+    tried = run_module("host_info", {"probe": {"kind": "tcp", "port": 1, "retries": 5}})["host"]["probe"]
+    assert tried["ok"] is False and "attempt" in tried["summary"] and "failed 1 attempt(s)" in tried["summary"], tried
+    waited = run_module("host_info", {"probe": {"kind": "none", "seconds": 30}})["host"]["probe"]
+    assert waited is None  # kind none's check is the unit staying up over time: nothing to try at once
+    checked = run_module("host_info", {"probe": {"kind": "tcp", "port": 1}}, check_mode=True)["host"]["probe"]
+    assert checked is None
 
 
 @pytest.mark.parametrize(("args", "needles"), [
