@@ -147,9 +147,10 @@ molecule: bootstrap test-hosts
 	  molecule test -s $$scenario || exit 1; \
 	done
 
-# Sizes, start-up, toolkit overhead and reproducibility in one run (about 10 minutes): docs/benchmarks.md, its JSON
-# and charts. BENCH_ARGS="--quick --out DIR" runs everything once, writing to DIR (tests/integration/test_bench.py).
-bench: bootstrap
+# Sizes, start-up, toolkit overhead, reproducibility, delivery and fleet speed in one run: docs/benchmarks.md and
+# docs/fleet-benchmark.md, their JSON and charts. BENCH_ARGS="--quick --out DIR" runs everything once (the fleet on
+# one host), writing to DIR (tests/integration/test_bench.py). make bench-fleet measures the fleet alone.
+bench: bootstrap test-hosts
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench-deploy: bootstrap

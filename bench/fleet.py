@@ -150,23 +150,25 @@ def inventory(count: int, delivery: str, key: Path, artifact: Path, reference: s
         "service_pull_reference": reference if delivery == "service-registry" else ""}}}}}
 
 
-def container_image(client, artifact: Path) -> None:
-    """The scratch-static image of the program, loaded into this engine once (the container role then finds it)."""
-    with tempfile.TemporaryDirectory(prefix="swiftlinux-bench-fleet-image-") as work:
-        archive = Path(work) / "image.tar"
+def container_image(client, artifact: Path, archive: Path) -> None:
+    """The scratch-static image of the program (built once into archive), loaded into this engine; the container role
+    then finds it."""
+    if not archive.is_file():
         built = run_module("oci_image", {"executable": str(artifact / "http-service"), "name": IMAGE_NAME,
                                          "tag": IMAGE_TAG, "format": "archive", "dest": str(archive)})
         if built.get("failed"):
             raise SystemExit(f"oci_image failed: {built['msg']}")
-        with archive.open("rb") as stream:
-            client.images.load(stream.read())
+    with archive.open("rb") as stream:
+        client.images.load(stream.read())
 
 
-def machine_busy() -> float:
-    """CPU seconds this machine's cores have been busy (all processes, /proc/stat), since boot."""
+def machine_cpu() -> tuple[float, float]:
+    """(busy, stolen): CPU seconds this machine's cores have been busy since boot (all processes), and the seconds
+    the hypervisor kept them from running although they had work (steal), from /proc/stat."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle and iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, dummy, dummy, irq, softirq, steal = fields[:8]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
 def container_cpu(client) -> float:
@@ -190,7 +192,8 @@ def container_cpu(client) -> float:
 def deploy(inventory_path: Path, count: int, client) -> dict:
     env = tool_env()
     env.update(ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    busy, hosts, own = machine_busy(), container_cpu(client), resource.getrusage(resource.RUSAGE_CHILDREN)
+    (busy, stolen), hosts = machine_cpu(), container_cpu(client)
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run(["ansible-playbook", "-vvv", "-f", "8", "-i", str(inventory_path), str(PLAYBOOK)],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=1800, check=False)
@@ -199,7 +202,8 @@ def deploy(inventory_path: Path, count: int, client) -> dict:
     # The controller: ansible-playbook, its forks and everything they ran here (module runs on the local connection,
     # the docker and ssh clients); the hosts: their own processes; the rest of the machine's busy time is the engine
     # (docker exec, containerd) and anything else that ran meanwhile.
-    cpu = {"machine": round(machine_busy() - busy, 1),
+    busy_after, stolen_after = machine_cpu()
+    cpu = {"machine": round(busy_after - busy, 1), "stolen": round(stolen_after - stolen, 1),
            "controller": round(after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime, 1),
            "hosts": round(container_cpu(client) - hosts, 1)}
     if proc.returncode != 0:
@@ -214,23 +218,8 @@ def deploy(inventory_path: Path, count: int, client) -> dict:
             "cpu": cpu}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--sizes", default="1,4,8")
-    parser.add_argument("--deliveries", default=",".join(DELIVERIES))
-    parser.add_argument("--keep-others", action="store_true",
-                        help="keep the saved rows of the deliveries not measured in this run (the doc says so)")
-    parser.add_argument("--report-only", action="store_true",
-                        help="write the doc and chart again from docs/fleet-benchmark.json, measuring nothing")
-    options = parser.parse_args()
-    if options.report_only:
-        saved = json.loads((REPO / "docs" / "fleet-benchmark.json").read_text())
-        options.runs = max(row["run"] for row in saved["runs"])
-        write_report(saved["runs"], options, saved["machine"])
-        return
-    sizes = [int(size) for size in options.sizes.split(",")]
-    deliveries = options.deliveries.split(",")
+def measure(sizes: list[int], deliveries: list[str], runs: int) -> list[dict]:
+    """A first deploy and an unchanged re-run for each run, delivery and fleet size, on fresh hosts each time."""
     unknown = set(deliveries) - set(DELIVERIES)
     if unknown:
         raise SystemExit(f"unknown deliveries {sorted(unknown)}; choose from {', '.join(DELIVERIES)}")
@@ -253,12 +242,13 @@ def main() -> None:
         key = Path(work) / "id_ed25519"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         public_key = (key.with_suffix(".pub")).read_text()
+        image_archive = Path(work) / "image.tar"
         try:
-            for run in range(options.runs):
+            for run in range(runs):
                 for delivery in deliveries:
                     for count in sizes:
-                        if delivery == "container":
-                            container_image(client, artifact)  # loaded again each time: nothing may remove it meanwhile
+                        if delivery == "container":  # loaded again each time: nothing may remove it meanwhile
+                            container_image(client, artifact, image_archive)
                         start_hosts(client, count, delivery, public_key)
                         path = Path(work) / f"inventory-{delivery}-{count}.json"
                         path.write_text(json.dumps(inventory(count, delivery, key, artifact, reference)))
@@ -277,14 +267,36 @@ def main() -> None:
                     container.remove(force=True)
             if registry is not None:
                 _stop(registry)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--sizes", default="1,4,8")
+    parser.add_argument("--deliveries", default=",".join(DELIVERIES))
+    parser.add_argument("--out", default=str(REPO / "docs"),
+                        help="directory for fleet-benchmark.md, .json and .png (default docs/)")
+    parser.add_argument("--keep-others", action="store_true",
+                        help="keep the saved rows of the deliveries not measured in this run (the doc says so)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the doc and chart again from OUT/fleet-benchmark.json, measuring nothing")
+    options = parser.parse_args()
+    out = Path(options.out)
+    if options.report_only:
+        saved = json.loads((out / "fleet-benchmark.json").read_text())
+        write_report(saved["runs"], out, saved["machine"])
+        return
+    deliveries = options.deliveries.split(",")
+    results = measure([int(size) for size in options.sizes.split(",")], deliveries, options.runs)
     if options.keep_others:
-        saved = json.loads((REPO / "docs" / "fleet-benchmark.json").read_text())
+        saved = json.loads((out / "fleet-benchmark.json").read_text())
         results = [row for row in saved["runs"] if row["delivery"] not in deliveries] + results
-    write_report(results, options)
+    write_report(results, out)
 
 
-def chart(results: list, sizes: list, deliveries: list) -> None:
-    """docs/fleet-benchmark.png: median seconds by fleet size, first deploy and re-run, one line per delivery."""
+def chart(results: list, sizes: list, deliveries: list, out: Path) -> None:
+    """OUT/fleet-benchmark.png: median seconds by fleet size, first deploy and re-run, one line per delivery."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -302,7 +314,7 @@ def chart(results: list, sizes: list, deliveries: list) -> None:
     axes.set_title(f"Fleet deploy time ({platform.machine()}, {os.cpu_count()} cores, -f 8)")
     axes.legend(fontsize="small")
     figure.tight_layout()
-    figure.savefig(REPO / "docs" / "fleet-benchmark.png", dpi=100)
+    figure.savefig(out / "fleet-benchmark.png", dpi=100)
 
 
 def median(results: list, delivery: str, count: int, phase: str, field: str = "seconds") -> float:
@@ -342,16 +354,16 @@ def cpu_rows(results: list) -> list[str]:
                     and "cpu" in row["first"]]
             if not runs:
                 continue
-            cpu = {part: statistics.median(row["first"]["cpu"][part] for row in runs)
-                   for part in ("machine", "controller", "hosts")}
+            cpu = {part: statistics.median(row["first"]["cpu"].get(part, 0) for row in runs)
+                   for part in ("machine", "controller", "hosts", "stolen")}
             wall = statistics.median(row["first"]["seconds"] for row in runs)
             rows.append(f"| {delivery} | {count} | {wall:.1f} s | {cpu['machine']:.1f} s | {cpu['controller']:.1f} s | "
                         f"{cpu['hosts']:.1f} s | {max(0.0, cpu['machine'] - cpu['controller'] - cpu['hosts']):.1f} s | "
-                        f"{cpu['machine'] / cores / wall:.0%} |")
+                        f"{cpu['machine'] / cores / wall:.0%} | {cpu['stolen']:.1f} s |")
     return rows
 
 
-def write_report(results: list, options, machine: str = "") -> None:
+def write_report(results: list, out: Path, machine: str = "") -> None:
     sizes = sorted({row["hosts"] for row in results})
     deliveries = list(dict.fromkeys(row["delivery"] for row in results))
     machine = machine or f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
@@ -364,11 +376,12 @@ def write_report(results: list, options, machine: str = "") -> None:
                            f"{median(results, delivery, big, 'first') / median(results, delivery, 1, 'first'):.2f}x "
                            f"a deploy to 1 host; an unchanged re-run "
                            f"{median(results, delivery, big, 'again') / median(results, delivery, 1, 'again'):.2f}x.")
-    chart(results, sizes, deliveries)
+    chart(results, sizes, deliveries, out)
+    runs = max(row["run"] for row in results)
     report = f"""# Fleet speed: the service and container roles on 1 to {max(sizes)} hosts
 
-`make bench-fleet` (bench/fleet.py --runs {options.runs}) on this machine ({machine}).
-Each cell is the median over {options.runs} run(s) with the min–max in brackets; hosts are fresh bookworm systemd
+`make bench` (bench/fleet.py, {runs} run(s)) on this machine ({machine}).
+Each cell is the median over {runs} run(s) with the min–max in brackets; hosts are fresh bookworm systemd
 hosts for every run, the program is http-service built `static_executable`, and every play uses `-f 8` with
 pipelining. Round-trips are the commands the connection ran on each host (docker exec, or ssh exec, transfers included); the
 container role's hosts are containers on this machine's engine, reached with the local connection, so it has none.
@@ -384,11 +397,12 @@ container role's hosts are containers on this machine's engine, reached with the
 Where the CPU of a first deploy went (CPU seconds; the controller is ansible-playbook with its forks and everything
 they ran here, the docker and ssh clients included; the hosts are the test hosts' own processes, or the container
 role's containers; the rest is the Docker engine and whatever else this machine ran meanwhile; busy is the share of
-the {os.cpu_count()} cores' time the machine was busy during the deploy):
+the {os.cpu_count()} cores' time the machine was busy during the deploy; stolen is the time the hypervisor kept
+them from running although they had work, which makes a run slower without any change in it):
 
-| delivery | hosts | first deploy | machine CPU | controller | hosts | rest | busy |
-|---|---|---|---|---|---|---|---|
-{chr(10).join(cpu_rows(results)) or '| (not recorded in these runs) | | | | | | | |'}
+| delivery | hosts | first deploy | machine CPU | controller | hosts | rest | busy | stolen |
+|---|---|---|---|---|---|---|---|---|
+{chr(10).join(cpu_rows(results)) or '| (not recorded in these runs) | | | | | | | | |'}
 
 Read these as one noisy run: the load average above counts the other work this machine did meanwhile, and with
 `-f 8` on 2 cores the controller's own module runs queue for the CPU, which is what keeps 8 hosts from costing the
@@ -430,8 +444,9 @@ gate is called. A first deploy over the
 docker connection adds the service group and user, the release's temporary directory, transfer and clean-up, the unit
 link and the unit's start; with a registry the host pulls instead, without the temporary directory and transfer.
 """
-    (REPO / "docs" / "fleet-benchmark.md").write_text(report)
-    (REPO / "docs" / "fleet-benchmark.json").write_text(json.dumps({"machine": machine, "runs": results}, indent=1)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fleet-benchmark.md").write_text(report)
+    (out / "fleet-benchmark.json").write_text(json.dumps({"machine": machine, "runs": results}, indent=1)
                                                         + "\n")
     print(report)
 

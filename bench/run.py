@@ -14,7 +14,9 @@ Sections (each figure gives the machine, the median and min-max over the repeate
 4. reproducibility: identical inputs give identical digests per recipe; one rebuild of the Swift program from a
    clean scratch folder;
 5. delivery: ship.yml's first run against its idempotent re-run on systemd test hosts (time, changed count), and the
-   bytes each host receives for a code-only release of a bag, pulled from the registry and uploaded.
+   bytes each host receives for a code-only release of a bag, pulled from the registry and uploaded;
+6. fleet: a first deploy and an unchanged re-run on 1, 4 and 8 hosts for each delivery, with the round-trips per
+   host and where the CPU went (bench/fleet.py, also written to fleet-benchmark.md).
 
 The module's own time is build_image() called in-process; an `ansible` run of oci_image is timed too, and the
 difference is reported as interpreter and ansible start-up. Benchmarks only: no time is ever asserted.
@@ -797,28 +799,35 @@ def report(results: dict, out: Path, doc: Path) -> None:
     lines += ["The container role's archive and registry deliveries are timed by `make bench-deploy` in "
               "[deploy-benchmark.md](deploy-benchmark.md), Lambda cold starts by `make bench-lambda` in "
               "[lambda-benchmark.md](lambda-benchmark.md).", ""]
-    lines += fleet_lines(doc.parent)
+    lines += fleet_lines(results.get("fleet"), doc.parent)
     doc.write_text("\n".join(lines))
 
 
-def fleet_lines(out: Path) -> list[str]:
-    """Section 6: the fleet table of the last `make bench-fleet` (1, 4 and 8 hosts, each delivery and transport).
+def section_fleet(out: Path, quick: bool) -> dict:
+    """Section 6: a first deploy and an unchanged re-run of the service role (docker connection, SSH, registry pull)
+    and the container role on 1, 4 and 8 fresh hosts (bench/fleet.py, which also writes OUT/fleet-benchmark.md with
+    its discussion, JSON and chart); --quick: one host over the docker connection."""
+    from fleet import DELIVERIES, measure, write_report  # bench/fleet.py, beside this file
 
-    Measuring it takes about 12 minutes more than this command's budget, so it has a target of its own and this
-    report shows its latest results, with their machine line, beside the rest."""
-    saved = REPO / "docs" / "fleet-benchmark.json"
+    sizes, deliveries = ([1], ["service-docker"]) if quick else ([1, 4, 8], list(DELIVERIES))
+    runs = measure(sizes, deliveries, 1)
+    write_report(runs, out)
+    return {"runs": runs}
+
+
+def fleet_lines(fleet: dict | None, out: Path) -> list[str]:
+    """Section 6 of the report: the fleet table and chart (bench/fleet.py's rows)."""
     lines = ["## 6. Fleet", ""]
-    if not saved.is_file():
-        return lines + ["Not measured yet: run `make bench-fleet`.", ""]
+    if not fleet:  # a JSON written before the section measured
+        return lines + ["Not measured in this run.", ""]
     from fleet import TABLE_HEAD, table_rows  # bench/fleet.py, beside this file
 
-    fleet = json.loads(saved.read_text())
-    chart = os.path.relpath(REPO / "docs" / "fleet-benchmark.png", out)
     return lines + [
-        f"From the last `make bench-fleet` ({fleet['machine']}); the first deploy and the unchanged re-run of the "
-        "service role (docker connection, SSH, registry pull) and the container role, with the round-trips per host. "
-        "The discussion is in [fleet-benchmark.md](fleet-benchmark.md).", "",
-        f"![fleet]({chart})", "", *TABLE_HEAD, *table_rows(fleet["runs"]), ""]
+        "The first deploy and the unchanged re-run of the service role (docker connection, SSH, registry pull) and the "
+        "container role, with the round-trips per host; where the CPU went, and the discussion, are in "
+        "[fleet-benchmark.md](fleet-benchmark.md).", "",
+        f"![fleet]({os.path.relpath(out / 'fleet-benchmark.png', out)})", "", *TABLE_HEAD, *table_rows(fleet["runs"]),
+        ""]
 
 
 def delivery_lines(delivery: dict) -> list[str]:
@@ -910,6 +919,7 @@ def main() -> int:
         results["toolkit"] = section_toolkit(client, work, registry, options.quick)
         results["reproducibility"] = section_reproducibility(work, base)
         results["delivery"] = section_delivery(client, work, registry, options.quick)
+        results["fleet"] = section_fleet(out_doc, options.quick)
         results["seconds"] = time.monotonic() - started
         results["machine"]["load_at_end"] = os.getloadavg()[0]
         (out_doc / "benchmarks.json").write_text(json.dumps(results, indent=1, default=str) + "\n")

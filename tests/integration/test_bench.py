@@ -20,7 +20,7 @@ def test_make_bench_quick_writes_the_report_json_and_charts(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((tmp_path / "benchmarks.json").read_text())
     assert results["quick"] is True
-    assert {"sizes", "startup", "toolkit", "reproducibility", "delivery"} <= set(results)
+    assert {"sizes", "startup", "toolkit", "reproducibility", "delivery", "fleet"} <= set(results)
     report = (tmp_path / "benchmarks.md").read_text()
     for heading in ("## 1. Sizes", "## 2. Start-up", "## 3. Toolkit overhead", "## 4. Reproducibility",
                     "## 5. Delivery", "## 6. Fleet"):
@@ -35,3 +35,9 @@ def test_make_bench_quick_writes_the_report_json_and_charts(tmp_path):
     delivery = results["delivery"]
     assert delivery["again"]["changed_hosts"] == 0 and delivery["first"]["changed_hosts"] > 0
     assert 0 < max(delivery["releases"]["pulled"]["received"].values()) < delivery["bag"]
+    # The fleet section on one host: a first deploy that changed it, and a re-run that changed nothing in one call.
+    (fleet,) = results["fleet"]["runs"]
+    assert fleet["first"]["changed"] > 0 and fleet["again"]["changed"] == 0
+    assert fleet["again"]["round_trips_per_host"] == 1
+    assert "| service-docker | 1 |" in (tmp_path / "fleet-benchmark.md").read_text()
+    assert (tmp_path / "fleet-benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
