@@ -417,9 +417,10 @@ Read these as one noisy run: the load average above counts the other work this m
 stolen column shows how much the hypervisor held the cores back in each deploy. Here the test hosts are containers
 on the controller's own cores, so a deploy to 8 hosts runs the hosts' own work (Python module runs, systemd) on the
 same 2 cores as the controller's: the table above shows how much of the CPU that is, and the lines under the first
-table give the floor it sets. On a fleet whose hosts have CPUs of their own, only the controller's share queues. The container role's image is already in the engine before its first deploy (`container_pull: missing`),
-so its first deploy only creates the container and a re-run costs about the same: its calls are local, and each one
-is an Ansible module run on this machine.
+table give the floor it sets. On a fleet whose hosts have CPUs of their own, only the controller's share queues.
+The container role's image is already in the engine before its first deploy (`container_pull: missing`), so its
+first deploy only creates the container; a re-run skips the gate's two calls when the one try of the probe that
+host_info makes passes, and its other calls are still local Ansible module runs on this machine.
 
 How the round-trips came down (the issue's levers):
 
@@ -457,8 +458,7 @@ link and the unit's start; with a registry the host pulls instead, without the t
 """
     out.mkdir(parents=True, exist_ok=True)
     (out / "fleet-benchmark.md").write_text(report)
-    (out / "fleet-benchmark.json").write_text(json.dumps({"machine": machine, "runs": results}, indent=1)
-                                                        + "\n")
+    (out / "fleet-benchmark.json").write_text(json.dumps({"machine": machine, "runs": results}, indent=1) + "\n")
     print(report)
 
 
