@@ -10,9 +10,9 @@ read, each bounded, so a hostile file costs at most a few hundred kilobytes of r
 
 from __future__ import annotations
 
-import os
-import stat
 import struct
+
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import open_regular
 
 _MAX_PHDRS = 256
 _MAX_NOTES_BYTES = 64 << 10
@@ -22,14 +22,10 @@ _NT_GNU_BUILD_ID = 3
 
 def build_id(path):
     """The build-id as lower-case hex, or None when path is no readable ELF file or carries none."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
-    except OSError:
+    handle = open_regular(path)  # a FIFO must not block the open
+    if handle is None:
         return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    with os.fdopen(fd, "rb") as handle:
+    with handle:
         try:
             return _read(handle)
         except (struct.error, OSError, ValueError):

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 
 
@@ -22,6 +23,20 @@ def hash_stream(stream, algorithms=("sha256",)):
             digest.update(block)
         size += len(block)
     return [digest.hexdigest() for digest in digests], size
+
+
+def open_regular(path, follow=True):
+    """The regular file at path opened for binary reading, or None when there is none (missing, a directory, a FIFO,
+    a device, unreadable, or with follow=False a symbolic link). A FIFO is not waited on."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
 
 
 def file_digests(path, algorithms=("sha256",)):

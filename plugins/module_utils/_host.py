@@ -16,7 +16,7 @@ import re
 import socket
 import stat
 
-from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import hash_stream
+from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import hash_stream, open_regular
 from ansible_collections.swiftlinux.deploy.plugins.module_utils._policy import machine_named, version_key
 
 _LDCONFIG_LINE = re.compile(r"^\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\S+)\s*$")
@@ -118,15 +118,11 @@ def path_info(path, limit=PATH_ENTRIES_LIMIT):
 
 def file_sha256(path):
     """Hex sha256 of the regular file at path, or None when there is none (missing, a link, a directory, a FIFO, or
-    unreadable). The last component is not followed and a FIFO is not waited on."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+    unreadable). Links on the way are followed, the last component is not."""
+    handle = open_regular(path, follow=False)
+    if handle is None:
         return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    with os.fdopen(fd, "rb") as handle:
+    with handle:
         try:
             return hash_stream(handle)[0][0]
         except OSError:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -9,6 +10,7 @@ from ansible_collections.swiftlinux.deploy.plugins.module_utils._files import (
     OWNER_MARK,
     NotOurs,
     check_replaceable,
+    open_regular,
     replace_directory,
 )
 
@@ -60,3 +62,18 @@ def test_a_file_or_link_at_dest_is_not_replaced(tmp_path):
     check_replaceable(str(tmp_path / "absent"), "oci_image")
     (tmp_path / "empty").mkdir()
     check_replaceable(str(tmp_path / "empty"), "oci_image")
+
+
+def test_open_regular_opens_regular_files_only(tmp_path):
+    (tmp_path / "file").write_bytes(b"data")
+    (tmp_path / "link").symlink_to("file")
+    (tmp_path / "dir").mkdir()
+    os.mkfifo(tmp_path / "fifo")  # with no writer: a blocking open would hang the test
+    for name, follow, expected in (("file", False, b"data"), ("link", True, b"data"), ("link", False, None),
+                                   ("dir", True, None), ("fifo", True, None), ("missing", True, None)):
+        handle = open_regular(tmp_path / name, follow=follow)
+        if expected is None:
+            assert handle is None, name
+        else:
+            with handle:
+                assert handle.read() == expected, name
