@@ -77,9 +77,9 @@ def run_module(name: str, args: dict, *, check_mode: bool = False, diff: bool = 
     the venv's Python, with its arguments as ANSIBLE_MODULE_ARGS, so the argument spec, check mode, diff and
     module_utils work exactly as in a playbook. That takes about 0.9 s here, where `ansible localhost -m` takes
     about 5 s (the CLI, inventory and plugin loading, the same for every call). Modules of other collections,
-    and ours with an action plugin that does more than that (release), go through `ansible` itself, as does any module given
-    `through_ansible` (make bench times Ansible's start-up so). The roles, molecule and test_collection run
-    everything through Ansible.
+    and ours with an action plugin that does more than call the module's code (release), go through `ansible`
+    itself, as does any module given `through_ansible` (make bench times Ansible's start-up so). The roles,
+    molecule and test_collection run everything through Ansible.
     `wrapper` goes before the command, e.g. nsenter into a network namespace.
     """
     if not through_ansible and "." not in name and (name in SAME_CODE_LOCALLY
