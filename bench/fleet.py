@@ -12,8 +12,10 @@ program on a port of its own. Over SSH, ansible's usual ControlMaster/ControlPer
 http-service built static_executable, gated by an http probe of /health. Every play runs with -f 8 and pipelining on
 (ansible.cfg); wall-clock times include ansible-playbook start-up.
 
-Round-trips are counted from -vvv output: every command the connection runs on a host (a docker exec, or an ssh
-exec or transfer) is one, and the count is divided by the number of hosts.
+Round-trips are counted without slowing the play down (no -vvv): ansible-playbook runs with a directory first on
+PATH whose docker, ssh, sftp and scp only log their arguments and run the real program. Every command the connection
+runs on a host is one (a docker exec, a transfer being a docker exec too; an ssh, sftp or scp run), and the count is
+divided by the number of hosts.
 
 Hosts are made fresh for every (delivery, fleet size, run), so each "first" deploy is a real first deploy. The
 SSH-capable image (swiftlinux-bench-ssh:bookworm) is the bookworm test host plus openssh-server, made once with apt.
@@ -28,6 +30,8 @@ import os
 import platform
 import re
 import resource
+import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,10 +55,7 @@ PLAYBOOK = REPO / "bench" / "fleet.yml"
 IMAGE_NAME, IMAGE_TAG = "swiftlinux-bench-fleet/http", "1"  # its own prefix: other benches clean theirs
 IMAGE = f"{IMAGE_NAME}:{IMAGE_TAG}"
 DELIVERIES = ("service-docker", "service-registry", "service-ssh", "container")
-# One remote command per line of -vvv output: over the docker connection a docker exec ("EXEC [") or a transfer
-# ("PUT", itself a docker exec of dd); over SSH an ssh, sftp or scp run (its "PUT" line is the same transfer).
-ROUND_TRIP = re.compile(r"^<[^>]+> (?:EXEC \[|PUT |SSH: EXEC (?:ssh|sftp|scp) )", re.MULTILINE)
-SSH_PUT = re.compile(r"^<[^>]+> PUT ", re.MULTILINE)
+COUNTED = ("docker", "ssh", "sftp", "scp")  # the programs a connection runs to reach a host
 
 
 def ssh_image(client) -> None:
@@ -189,13 +190,42 @@ def container_cpu(client) -> float:
     return total
 
 
+def counting_path(work: Path) -> tuple[str, Path]:
+    """A directory of wrappers for the programs in COUNTED, each of which appends its name and arguments to a log
+    and runs the real program (found on PATH now); returns (the directory, the log)."""
+    wrappers, log = work / "counting-bin", work / "round-trips.log"
+    wrappers.mkdir(exist_ok=True)
+    for name in COUNTED:
+        real = shutil.which(name, path=tool_env()["PATH"])
+        if real is None:
+            continue
+        wrapper = wrappers / name
+        wrapper.write_text(f'#!/bin/sh\nprintf \'%s\\n\' "{name} $*" >> {shlex.quote(str(log))}\n'
+                           f'exec {shlex.quote(real)} "$@"\n')
+        wrapper.chmod(0o755)
+    return str(wrappers), log
+
+
+def round_trips(log: Path) -> int:
+    """The commands the connections ran on hosts, from the wrappers' log: every docker exec, every ssh, sftp or scp
+    run (docker's other subcommands, such as the version the connection asks for, reach no host)."""
+    trips = 0
+    for line in log.read_text().splitlines() if log.exists() else []:
+        words = line.split()
+        trips += words[0] != "docker" or "exec" in words[1:]
+    return trips
+
+
 def deploy(inventory_path: Path, count: int, client) -> dict:
     env = tool_env()
     env.update(ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    wrappers, log = counting_path(inventory_path.parent)
+    env["PATH"] = os.pathsep.join([wrappers, env["PATH"]])
+    log.unlink(missing_ok=True)
     (busy, stolen), hosts = machine_cpu(), container_cpu(client)
     own = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
-    proc = subprocess.run(["ansible-playbook", "-vvv", "-f", "8", "-i", str(inventory_path), str(PLAYBOOK)],
+    proc = subprocess.run(["ansible-playbook", "-f", "8", "-i", str(inventory_path), str(PLAYBOOK)],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=1800, check=False)
     elapsed = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -211,10 +241,8 @@ def deploy(inventory_path: Path, count: int, client) -> dict:
     recap = re.findall(r"^fleet-\d+\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.MULTILINE)
     if len(recap) != count:
         raise SystemExit(f"expected a recap line for each of {count} host(s):\n{proc.stdout[-3000:]}")
-    trips = len(ROUND_TRIP.findall(proc.stdout))
-    if "SSH: EXEC" in proc.stdout:
-        trips -= len(SSH_PUT.findall(proc.stdout))  # counted once, as its sftp/scp run
-    return {"seconds": round(elapsed, 2), "changed": sum(int(c) for c in recap), "round_trips_per_host": trips / count,
+    return {"seconds": round(elapsed, 2), "changed": sum(int(c) for c in recap),
+            "round_trips_per_host": round_trips(log) / count,
             "cpu": cpu}
 
 
@@ -385,6 +413,7 @@ def write_report(results: list, out: Path, machine: str = "") -> None:
                 line += (f" Its CPU alone, on these {cores} cores, needs at least {floor:.2f}x; the controller's "
                          f"share alone, as on a fleet whose hosts have CPUs of their own, {controller:.2f}x.")
             scaling.append(line)
+    out.mkdir(parents=True, exist_ok=True)
     chart(results, sizes, deliveries, out)
     runs = max(row["run"] for row in results)
     report = f"""# Fleet speed: the service and container roles on 1 to {max(sizes)} hosts
@@ -392,8 +421,9 @@ def write_report(results: list, out: Path, machine: str = "") -> None:
 `make bench` (bench/fleet.py, {runs} run(s)) on this machine ({machine}).
 Each cell is the median over {runs} run(s) with the min–max in brackets; hosts are fresh bookworm systemd
 hosts for every run, the program is http-service built `static_executable`, and every play uses `-f 8` with
-pipelining. Round-trips are the commands the connection ran on each host (docker exec, or ssh exec, transfers included); the
-container role's hosts are containers on this machine's engine, reached with the local connection, so it has none.
+pipelining, and without `-v`. Round-trips are the commands the connection ran on each host (docker exec, or ssh exec,
+transfers included), counted by logging wrappers of docker, ssh, sftp and scp put first on PATH; the container role's
+hosts are containers on this machine's engine, reached with the local connection, so it has none.
 
 ![first deploy and unchanged re-run by fleet size](fleet-benchmark.png)
 
@@ -441,6 +471,12 @@ How the round-trips came down (the issue's levers):
   connection), and the probe description is checked by the `probe_problem` filter (the probe module's argument spec
   and rules, in the controller's own process), so a run of the service role starts no module process on the
   controller.
+- **Fewer tasks.** Every task costs the controller a worker process per host, skipped or not, and with `-f 8` those
+  queue for the same cores. The service role checks all its inputs in one task and refuses a host in one task (the
+  first problem is the message); the tasks that change a host (packages, user, release, unit links, start) are one
+  include that an unchanged host skips as a whole, and the socket tasks one include that a service without socket
+  activation skips. An unchanged re-run runs 10 tasks per host, where it ran 26. The release action plugin sets no
+  permissions on its transfer (one round-trip less) unless `become` goes to an unprivileged user.
 - **Pipelining** is on (ansible.cfg and the molecule config): each module goes over the connection's stdin instead
   of a temporary file, for the docker and ssh connections alike. It does not apply to the local connection
   (nothing to transfer), and with `become` over SSH it needs sudo without `requiretty` (Debian's default).
@@ -455,8 +491,8 @@ probe once: when the release is current and intact and the running unit answers,
 gate is called. A first deploy over the
 docker connection adds the service group and user, the release's temporary directory, transfer and clean-up, the unit
 link and the unit's start; with a registry the host pulls instead, without the temporary directory and transfer.
+Over SSH, `ssh` and `sftp` runs are counted; ssh's ControlMaster keeps one TCP connection under them.
 """
-    out.mkdir(parents=True, exist_ok=True)
     (out / "fleet-benchmark.md").write_text(report)
     (out / "fleet-benchmark.json").write_text(json.dumps({"machine": machine, "runs": results}, indent=1) + "\n")
     print(report)

@@ -83,7 +83,8 @@ class ActionModule(ActionBase):
                 remote = self._connection._shell.join_path(tmpdir, ARCHIVE_NAME)
                 self._transfer_file(local, remote)
                 sent = os.path.getsize(local)
-                self._fixup_perms2((tmpdir, remote))
+                # Only read there: no chmod round-trip unless becoming an unprivileged user, which needs the ACLs.
+                self._fixup_perms2((tmpdir, remote), execute=self._is_become_unprivileged())
                 args["archive"] = remote
             result.update(self._execute_module(module_name="swiftlinux.deploy.release", module_args=args,
                                                task_vars=task_vars))
