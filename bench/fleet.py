@@ -443,7 +443,8 @@ them from running although they had work, which makes a run slower without any c
 |---|---|---|---|---|---|---|---|---|
 {chr(10).join(cpu_rows(results)) or '| (not recorded in these runs) | | | | | | | | |'}
 
-Read these as one noisy run: the load average above counts the other work this machine did meanwhile, and the
+Read these as {'one noisy run' if runs == 1 else f'the medians of {runs} noisy runs'}: the load average above counts the
+other work this machine did meanwhile, and the
 stolen column shows how much the hypervisor held the cores back in each deploy. Here the test hosts are containers
 on the controller's own cores, so a deploy to 8 hosts runs the hosts' own work (Python module runs, systemd) on the
 same 2 cores as the controller's: the table above shows how much of the CPU that is, and the lines under the first
