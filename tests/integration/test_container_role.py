@@ -122,6 +122,12 @@ def gate_ran(result) -> bool:
                for name, answer in result.results.items())
 
 
+def started(result) -> bool:
+    """Whether docker_container ran (tasks/start.yml was included and its task not skipped)."""
+    return any("Run the image read-only" in name and not answer.get("skipped")
+               for name, answer in result.results.items())
+
+
 def test_second_run_changes_nothing(serving, archives):
     again = deploy("ct-app", archives["v1"])
     assert again.rc == 0 and again.changed == 0, again.output[-3000:]
@@ -130,6 +136,19 @@ def test_second_run_changes_nothing(serving, archives):
                                                                      "whether the port is taken")]
     assert early[0]["host"]["probe"]["ok"] is True, early
     assert not gate_ran(again)
+    # the container was already this image with these settings: docker_container was not even called
+    assert not started(again), [name for name in again.results if "Run the image" in name]
+
+
+def test_a_setting_changed_behind_the_roles_back_is_put_back(serving, archives):
+    """docker update changes the restart policy without touching the labels: the container is not in place, so
+    docker_container runs and puts it back."""
+    serving.containers.get("ct-app").update(restart_policy={"Name": "no"})
+    again = deploy("ct-app", archives["v1"])
+    assert again.rc == 0 and again.changed > 0, again.failures or again.output[-3000:]
+    assert started(again)
+    assert serving.containers.get("ct-app").attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert running_image(serving, "ct-app") == archives["v1"]["id"] and health() == '200 {"status":"ok"}'
 
 
 def test_check_mode_reports_the_new_image_and_changes_nothing(serving, archives):
