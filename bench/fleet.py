@@ -306,7 +306,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "docs"),
                         help="directory for fleet-benchmark.md, .json and .png (default docs/)")
     parser.add_argument("--keep-others", action="store_true",
-                        help="keep the saved rows of the deliveries not measured in this run (the doc says so)")
+                        help="keep the saved rows of the deliveries not measured in this run (the doc says how many runs each had)")
     parser.add_argument("--report-only", action="store_true",
                         help="write the doc and chart again from OUT/fleet-benchmark.json, measuring nothing")
     options = parser.parse_args()
@@ -416,10 +416,14 @@ def write_report(results: list, out: Path, machine: str = "") -> None:
     out.mkdir(parents=True, exist_ok=True)
     chart(results, sizes, deliveries, out)
     runs = max(row["run"] for row in results)
+    runs_of = {delivery: len({row["run"] for row in results if row["delivery"] == delivery}) for delivery in deliveries}
+    over = (f"{runs} run(s)" if set(runs_of.values()) == {runs} else "the runs of its delivery ("
+            + ", ".join(f"{delivery} {count}" for delivery, count in runs_of.items())
+            + "; measured at different times, with --keep-others)")
     report = f"""# Fleet speed: the service and container roles on 1 to {max(sizes)} hosts
 
 `make bench` (bench/fleet.py, {runs} run(s)) on this machine ({machine}).
-Each cell is the median over {runs} run(s) with the min–max in brackets; hosts are fresh bookworm systemd
+Each cell is the median over {over} with the min–max in brackets; hosts are fresh bookworm systemd
 hosts for every run, the program is http-service built `static_executable`, and every play uses `-f 8` with
 pipelining, and without `-v`. Round-trips are the commands the connection ran on each host (docker exec, or ssh exec,
 transfers included), counted by logging wrappers of docker, ssh, sftp and scp put first on PATH; the container role's
